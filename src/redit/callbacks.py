@@ -1,0 +1,149 @@
+"""Trainer callbacks: per-step ``metrics.jsonl`` and held-out accuracy (``eval.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from redit.rewards.base import max_reward_of
+
+# metrics.jsonl key -> key in the trainer's log dict
+METRIC_KEYS = {
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "reward_clean": "redit/reward_clean",
+    "frac_zero_std_clean": "redit/frac_zero_std_clean",
+    "sigma": "redit/sigma",
+    "kl": "kl",
+    "entropy": "entropy",
+    "completion_length": "completions/mean_length",
+    "reward": "reward",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+    "learning_rate": "learning_rate",
+}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop records past ``step`` (a resumed run re-does the steps after its checkpoint)."""
+    kept = [r for r in read_jsonl(path) if r["step"] <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if args.process_index == 0:
+            truncate_after(self.path, state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+        if args.process_index != 0 or not logs or "loss" not in logs:
+            return
+        record = {"step": state.global_step} | {k: _finite(logs.get(src)) for k, src in METRIC_KEYS.items()}
+        record |= {k: _finite(v) for k, v in logs.items() if k.startswith("redit/") or k.startswith("rewards/")}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class HeldoutEval(TrainerCallback):
+    """Held-out accuracy every ``every`` steps (and at steps 0 and the end): greedy and sampled pass@1 over ``k``.
+
+    A completion is correct when ``reward_fn`` gives it the reward's maximum.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        prompts: Sequence[Any],
+        answers: Sequence[str],
+        reward_fn: Callable[..., Sequence[float]],
+        tokenizer: Any,
+        every: int,
+        k: int = 4,
+        max_new_tokens: int = 16,
+        temperature: float = 1.0,
+        batch_size: int = 64,
+    ):
+        self.path, self.prompts, self.answers = Path(path), list(prompts), list(answers)
+        self.reward_fn, self.tokenizer = reward_fn, tokenizer
+        self.every, self.k, self.max_new_tokens = every, k, max_new_tokens
+        self.temperature, self.batch_size = temperature, batch_size
+        self.target = max_reward_of(reward_fn) or 1.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        if args.process_index != 0:
+            return
+        truncate_after(self.path, state.global_step)
+        if not any(r["step"] == state.global_step for r in read_jsonl(self.path)):
+            self._evaluate(model, state.global_step, args.seed)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        step = state.global_step
+        if args.process_index == 0 and (step % self.every == 0 or step == state.max_steps):
+            self._evaluate(model, step, args.seed)
+
+    def accuracy(self, model: Any, sample: bool, seed: int) -> float:
+        """Fraction of held-out prompts answered correctly (sampled: mean over ``k`` samples per prompt)."""
+        repeats = self.k if sample else 1
+        correct = 0.0
+        for start in range(0, len(self.prompts), self.batch_size):
+            prompts = self.prompts[start : start + self.batch_size]
+            completions = self._generate(model, prompts, sample, repeats, seed + start)
+            answers = [a for a in self.answers[start : start + self.batch_size] for _ in range(repeats)]
+            rewards = self.reward_fn(prompts=[p for p in prompts for _ in range(repeats)], completions=completions, answer=answers)
+            correct += sum(float(r is not None and r >= self.target - 1e-9) for r in rewards)
+        return correct / (len(self.prompts) * repeats)
+
+    def _evaluate(self, model: Any, step: int, seed: int) -> None:
+        record = {
+            "step": step,
+            "accuracy_greedy": self.accuracy(model, sample=False, seed=seed),
+            "accuracy_sampled": self.accuracy(model, sample=True, seed=seed),
+            "k": self.k,
+        }
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def _generate(self, model: Any, prompts: list[Any], sample: bool, repeats: int, seed: int) -> list[str]:
+        was_training = model.training
+        model.eval()
+        texts = [
+            self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) if isinstance(p, list) else p
+            for p in prompts
+        ]
+        self.tokenizer.padding_side = "left"
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # leave training's RNG untouched
+            torch.manual_seed(seed)
+            output = model.generate(
+                **batch,
+                do_sample=sample,
+                temperature=self.temperature if sample else None,
+                top_p=1.0,
+                top_k=0,
+                num_return_sequences=repeats,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        model.train(was_training)
+        return self.tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -1,0 +1,200 @@
+"""ReDit for TRL's ``GRPOTrainer``, through its public extension points only.
+
+``ReditRewards`` wraps your reward functions unchanged; TRL then normalises the dithered rewards exactly as it
+normalises clean ones::
+
+    redit = ReditRewards([correctness, fmt], DitherConfig(ratio=0.05, distribution="gaussian"))
+    trainer = GRPOTrainer(model, args=args, reward_funcs=redit.reward_funcs, callbacks=[redit.callback], ...)
+
+Each wrapped function reads the step from ``trainer_state`` and logs through ``log_metric``, next to TRL's metrics:
+``redit/reward_clean`` (clean weighted total), ``redit/rewards_clean/<name>``, ``redit/sigma`` (std of the noise on
+the total reward) and ``redit/frac_zero_std_clean`` (groups whose clean total is constant — TRL's own
+``frac_reward_zero_std`` drops to 0 once noise is on). The callback tells the wrappers the rank, the reward
+weights, the group size and whether the model is training: evaluation rewards stay clean.
+
+Noise of one call is keyed by ``(step, call within step, rank, function)``: reproducible, different on every rank,
+and identical after resuming from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from redit.dither import Dither, DitherConfig
+from redit.rewards.base import max_reward_of, reward_name
+
+RewardFn = Callable[..., Sequence[float | None]]
+
+
+def group_ids(prompts: Sequence[Any], group_size: int) -> torch.Tensor:
+    """Group index of each completion: runs of equal consecutive prompts, cut into chunks of ``group_size``.
+
+    TRL lays each prompt's completions out consecutively; a group split across ranks is counted on each rank.
+    """
+    ids, group, run_length = [], -1, 0
+    for i, prompt in enumerate(prompts):
+        if i == 0 or prompt != prompts[i - 1] or run_length == group_size:
+            group, run_length = group + 1, 0
+        ids.append(group)
+        run_length += 1
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def frac_constant_groups(rewards: torch.Tensor, groups: torch.Tensor, atol: float = 1e-6) -> float:
+    """Fraction of groups whose rewards are all equal (NaN rewards ignored)."""
+    n_groups = int(groups.max()) + 1
+    finite = ~torch.isnan(rewards)
+    high = torch.full((n_groups,), -math.inf).scatter_reduce(0, groups[finite], rewards[finite], "amax")
+    low = torch.full((n_groups,), math.inf).scatter_reduce(0, groups[finite], rewards[finite], "amin")
+    return ((high - low) <= atol).float().mean().item()
+
+
+class _Binding(TrainerCallback):
+    """Gives the wrappers what only the trainer knows: model (train/eval mode), rank, weights, group size."""
+
+    def __init__(self, owner: ReditRewards):
+        self.owner = owner
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        self.owner.bind(
+            model=model,
+            rank=args.process_index,
+            weights=args.reward_weights,
+            group_size=args.num_generations,
+            aggregation=getattr(args, "multi_objective_aggregation", "sum_then_normalize"),
+        )
+
+
+class ReditRewards:
+    """Wraps TRL reward functions with ReDit noise (``dither=None``: clean rewards, same logging)."""
+
+    def __init__(self, reward_funcs: Sequence[RewardFn], dither: DitherConfig | None = None):
+        if not reward_funcs:
+            raise ValueError("rewards: give at least one reward function")
+        for fn in reward_funcs:
+            if not callable(fn) or isinstance(fn, (str, torch.nn.Module)):
+                raise TypeError(
+                    f"rewards: ReDit wraps reward *functions*; got {fn!r}. Reward models are not supported."
+                )
+        self.originals = list(reward_funcs)
+        self.names = [reward_name(fn) for fn in reward_funcs]
+        self.max_rewards = [max_reward_of(fn) for fn in reward_funcs]
+        self.dither = Dither(dither) if dither is not None else None
+        missing = [name for name, r_max in zip(self.names, self.max_rewards) if r_max is None]
+        if dither is not None and dither.ratio is not None and missing:
+            raise ValueError(
+                f"dither.ratio scales noise by each reward's maximum, but {missing} declare none: set `max_reward` "
+                "on the function (or in the rewards config), or use dither.sigma"
+            )
+        self.reward_funcs = [self._wrap(i) for i in range(len(reward_funcs))]
+        self.callback = _Binding(self)
+        self._model: Any = None
+        self._rank = 0
+        self._weights = torch.ones(len(reward_funcs))
+        self._group_size: int | None = None
+        self._clean: list[torch.Tensor | None] = [None] * len(reward_funcs)
+        self._call = (-1, -1)  # (step, call index within the step)
+
+    def bind(
+        self,
+        model: Any,
+        rank: int = 0,
+        weights: Sequence[float] | None = None,
+        group_size: int | None = None,
+        aggregation: str = "sum_then_normalize",
+    ) -> None:
+        """Attach trainer facts (the callback calls this at ``on_train_begin``)."""
+        if weights is not None and len(weights) != len(self.originals):
+            raise ValueError(
+                f"training.reward_weights has {len(weights)} values but there are {len(self.originals)} reward functions"
+            )
+        if self.dither is not None and self.dither.config.granularity == "total":
+            if aggregation != "sum_then_normalize":
+                raise ValueError(
+                    "dither.granularity=total needs training.multi_objective_aggregation=sum_then_normalize"
+                )
+            if weights is not None and weights[-1] == 0:
+                raise ValueError("dither.granularity=total adds noise through the last reward, whose weight is 0")
+        self._model, self._rank, self._group_size = model, rank, group_size
+        self._weights = torch.ones(len(self.originals)) if weights is None else torch.tensor(weights, dtype=torch.float)
+
+    def sigma_total(self, step: int) -> float:
+        """Std of the noise on the weighted total reward at ``step`` (0 without dithering)."""
+        if self.dither is None:
+            return 0.0
+        if self.dither.config.granularity == "total":
+            return self.dither.sigma(step, self._total_max())
+        return math.sqrt(
+            sum(float(w) ** 2 * self.dither.sigma(step, r) ** 2 for w, r in zip(self._weights, self.max_rewards))
+        )
+
+    def _total_max(self) -> float | None:
+        if any(r is None for r in self.max_rewards):
+            return None
+        return float(sum(max(float(w), 0.0) * r for w, r in zip(self._weights, self.max_rewards)))
+
+    def _wrap(self, index: int) -> RewardFn:
+        def wrapped(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+            return self._score(index, prompts, completions, kwargs)
+
+        wrapped.__name__ = self.names[index]
+        wrapped.__qualname__ = self.names[index]
+        wrapped.__doc__ = getattr(self.originals[index], "__doc__", None)
+        wrapped.max_reward = self.max_rewards[index]  # type: ignore[attr-defined]
+        return wrapped
+
+    def _score(self, index: int, prompts: list[Any], completions: list[Any], kwargs: dict) -> list[float | None]:
+        if self._model is None:
+            raise RuntimeError("ReditRewards is not bound: pass `callbacks=[redit.callback]` to GRPOTrainer")
+        values = self.originals[index](prompts=prompts, completions=completions, **kwargs)
+        clean = _as_tensor(values, len(completions), self.names[index])
+        self._clean[index] = clean
+        step = int(kwargs["trainer_state"].global_step)
+        training = bool(self._model.training)
+        if index == 0 and training:
+            self._call = (step, self._call[1] + 1 if self._call[0] == step else 0)
+        noisy = clean
+        if training and self.dither is not None:
+            noisy = clean + self._noise(index, step, len(completions))
+        if index == len(self.originals) - 1:
+            self._log(prompts, step, kwargs.get("log_metric"))
+        return [None if math.isnan(v) else v for v in noisy.tolist()]
+
+    def _noise(self, index: int, step: int, n: int) -> torch.Tensor:
+        granularity = self.dither.config.granularity
+        key = (self._call[1], self._rank)
+        if granularity == "per_function":
+            return self.dither.noise(n, step, (*key, index), self.max_rewards[index])
+        if index != len(self.originals) - 1:
+            return torch.zeros(n)
+        total_noise = self.dither.noise(n, step, (*key, len(self.originals)), self._total_max())
+        return total_noise / self._weights[-1]
+
+    def _log(self, prompts: list[Any], step: int, log_metric: Callable[[str, float], None] | None) -> None:
+        if log_metric is None:
+            return
+        clean = torch.stack(self._clean, dim=1)
+        total = (clean * self._weights).nansum(dim=1)
+        total[torch.isnan(clean).all(dim=1)] = torch.nan
+        for name, column in zip(self.names, clean.unbind(dim=1)):
+            log_metric(f"redit/rewards_clean/{name}", torch.nanmean(column).item())
+        log_metric("redit/reward_clean", torch.nanmean(total).item())
+        groups = group_ids(prompts, self._group_size or len(prompts))
+        log_metric("redit/frac_zero_std_clean", frac_constant_groups(total, groups))
+        log_metric("redit/sigma", self.sigma_total(step) if self._model.training else 0.0)
+
+
+def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torch.Tensor:
+    values = list(values)
+    if len(values) != expected:
+        raise ValueError(f"reward function '{name}' returned {len(values)} values for {expected} completions")
+    out = torch.tensor([math.nan if v is None else float(v) for v in values], dtype=torch.float32)
+    bad = [values[i] for i in range(expected) if values[i] is not None and not math.isfinite(float(values[i]))]
+    if bad:
+        raise ValueError(f"reward function '{name}' returned non-finite values {bad[:3]}; return a number or None")
+    return out
