@@ -139,8 +139,6 @@ class HeldoutEval(TrainerCallback):
                 **batch,
                 do_sample=sample,
                 temperature=self.temperature if sample else None,
-                top_p=1.0,
-                top_k=0,
                 num_return_sequences=repeats,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,

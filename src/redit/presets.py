@@ -1,0 +1,22 @@
+"""Shipped configuration presets (``configs/*.yaml``, installed inside the package)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("redit.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw mapping of preset ``name`` (e.g. ``tiny-cpu``)."""
+    if name not in preset_names():
+        raise ValueError(f"unknown preset '{name}'; shipped presets: {', '.join(preset_names())}")
+    return yaml.safe_load(resources.files("redit.configs").joinpath(f"{name}.yaml").read_text())
+
+
+TINY_TRAIN = load_preset("tiny-cpu")

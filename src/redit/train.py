@@ -1,0 +1,212 @@
+"""``redit train``: one GRPO run on TRL's ``GRPOTrainer``, with or without ReDit, from a YAML config.
+
+Writes to ``output_dir``: ``config.yaml`` (resolved, noise-relevant TRL settings explicit), ``metrics.jsonl`` (one
+record per step), ``eval.jsonl`` (held-out accuracy), TensorBoard logs under ``tensorboard/``, checkpoints, ``DONE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config
+from redit.presets import TINY_TRAIN
+
+CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one GRPO run (optionally with ReDit) from a YAML config",
+        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value, "
+        "e.g. --training.max_steps=4 --dither.sigma=0.1. Without --config, trains the tiny CPU preset.",
+    )
+    parser.add_argument("--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="delete an existing output_dir first")
+    parser.set_defaults(func=_main, accepts_overrides=True)
+
+
+def _main(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides, default=TINY_TRAIN)
+    out = train(config, resume=args.resume, overwrite=args.overwrite)
+    print(f"redit train: done; metrics in {out / 'metrics.jsonl'}")
+    return 0
+
+
+def resolve_reward(spec: RewardSpec) -> Callable[..., Any]:
+    """A reward function from its registry name or ``module:function`` path, with ``max_reward`` if overridden."""
+    if ":" in spec.name:
+        module, _, attr = spec.name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"rewards: cannot import '{spec.name}': {error}") from error
+    else:
+        from redit.rewards import get_reward
+
+        fn = get_reward(spec.name)
+    if spec.max_reward is None:
+        return fn
+
+    @functools.wraps(fn)
+    def with_max(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    with_max.max_reward = float(spec.max_reward)  # type: ignore[attr-defined]
+    return with_max
+
+
+def grpo_args(config: RunConfig) -> Any:
+    """TRL ``GRPOConfig`` for the run: CPU-safe defaults, one log per step, TensorBoard, our reward weights."""
+    import torch
+    from trl import GRPOConfig
+
+    training = dict(config.training)
+    weights = [spec.weight for spec in config.rewards]
+    if "reward_weights" in training and list(training["reward_weights"]) != weights:
+        raise ValueError("training.reward_weights conflicts with rewards[].weight: set weights in rewards only")
+    defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
+    if not torch.cuda.is_available():
+        defaults |= CPU_TRAINING_DEFAULTS
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(config.output_dir) / "tensorboard"))
+    return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
+
+
+def resolved_config(config: RunConfig, args: Any) -> dict[str, Any]:
+    """The config as run: the noise-relevant TRL settings written out even when left at TRL's defaults."""
+    out = config.to_dict()
+    out["training"] = {key: getattr(args, key) for key in NOISE_RELEVANT_TRAINING_KEYS} | out["training"]
+    return out
+
+
+def prepare_output_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
+    """Create ``output_dir``; never silently reuse one that holds results."""
+    out = Path(config.output_dir)
+    saved = out / "config.yaml"
+    if resume:
+        if not saved.exists():
+            raise FileNotFoundError(f"--resume: no run to resume in {out} (no config.yaml)")
+        return out
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"output_dir {out} already holds a run: pass --resume to continue it, "
+                                  "--overwrite to replace it, or choose another --output_dir")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _check_resume_config(out: Path, resolved: dict[str, Any]) -> None:
+    changed = _diff(yaml.safe_load((out / "config.yaml").read_text()), resolved)
+    if changed:
+        raise ValueError(f"--resume: the config differs from the saved run's in {changed}; resume with the same config")
+
+
+def _diff(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = sorted(set(saved) | set(current))
+        return [d for k in keys for d in _diff(saved.get(k), current.get(k), f"{prefix}{k}.")]
+    return [] if saved == current else [prefix.rstrip(".")]
+
+
+def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run one training job; returns its output directory."""
+    out = prepare_output_dir(config, resume, overwrite)
+    trainer, resolved = build_trainer(config)
+    if resume:
+        _check_resume_config(out, resolved)
+    else:
+        (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    checkpoint = resume and any(out.glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    trainer.save_model(str(out / "final"))
+    (out / "DONE").touch()
+    return out
+
+
+def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
+    """A ready ``GRPOTrainer`` (ReDit-wrapped rewards, metrics and held-out callbacks) and the resolved config."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from redit.callbacks import MetricsJsonl
+    from redit.integrations.trl import ReditRewards
+    from redit.models import resolve_model
+    from redit.tasks import load_task
+
+    args = grpo_args(config)
+    rewards = ReditRewards([resolve_reward(spec) for spec in config.rewards], config.dither)
+    data = config.data
+    train_set = load_task(data.task, data.path, split=data.split, limit=data.limit, prompt_style=data.prompt_style,
+                          conversational=data.conversational, **data.params)
+    model_path = resolve_model(config.model, data)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
+    out = Path(config.output_dir)
+    callbacks = [rewards.callback, MetricsJsonl(out / "metrics.jsonl")]
+    if config.eval.every > 0:
+        callbacks.append(_heldout(config, tokenizer, args))
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewards.reward_funcs,
+        args=args,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        peft_config=_lora(config.model.lora),
+    )
+    return trainer, resolved_config(config, args)
+
+
+def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
+    from redit.callbacks import HeldoutEval
+    from redit.tasks import load_task
+
+    data, spec = config.data, config.eval
+    heldout = load_task(data.task, data.path, split=data.eval_split, limit=spec.limit, prompt_style=data.prompt_style,
+                        conversational=data.conversational, **data.params)
+    reward_spec = RewardSpec(name=spec.reward) if spec.reward else config.rewards[0]
+    return HeldoutEval(
+        Path(config.output_dir) / "eval.jsonl",
+        heldout["prompt"],
+        heldout["answer"],
+        resolve_reward(reward_spec),
+        tokenizer,
+        every=spec.every,
+        k=spec.k,
+        max_new_tokens=spec.max_new_tokens or args.max_completion_length,
+        temperature=args.temperature,
+        batch_size=spec.batch_size,
+    )
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if not hasattr(torch, name) or not isinstance(getattr(torch, name), torch.dtype):
+        raise ValueError(f"model.dtype: unknown dtype '{name}' (use auto, float32, bfloat16 or float16)")
+    return getattr(torch, name)
+
+
+def _lora(lora: dict[str, Any] | None) -> Any:
+    if not lora:
+        return None
+    from peft import LoraConfig
+
+    settings = {"r": 8, "lora_alpha": 64, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
+    unknown = set(lora) - set(settings)
+    if unknown:
+        raise ValueError(f"model.lora: unknown key(s) {sorted(unknown)}; known: {sorted(settings)}")
+    return LoraConfig(**(settings | lora))
