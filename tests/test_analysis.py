@@ -17,7 +17,7 @@ STEPS = [0, 10, 30, 60]  # uneven on purpose: the AUC must weight by step span
 
 
 def evals(values, steps=STEPS, key="accuracy_greedy"):
-    return [{"step": s, key: v, "accuracy_sampled": v / 2, "k": 4} for s, v in zip(steps, values)]
+    return [{"step": s, key: v, "accuracy_sampled": v / 2, "k": 4} for s, v in zip(steps, values, strict=True)]
 
 
 def test_load_runs_statuses_seeds_and_tolerant_parsing(tmp_path):
@@ -144,7 +144,7 @@ def test_steps_to_target_against_direct_computation(tmp_path):
         return [np.mean(v[max(0, i - 2): i + 1]) for i in range(len(v))]
 
     def first(v, target):
-        return next((s for s, x in zip(steps, smoothed(v)) if x >= target - 1e-12), None)
+        return next((s for s, x in zip(steps, smoothed(v), strict=True) if x >= target - 1e-12), None)
 
     target = np.mean([smoothed(v)[-1] for v in base.values()])  # (0.5 + 0.5) / 2
     result = summary["steps_to_target"]

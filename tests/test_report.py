@@ -53,7 +53,7 @@ def test_markdown_carries_the_summary_numbers(experiment):
 
 
 def test_html_is_self_contained(experiment):
-    out, summary, path = experiment
+    _, summary, path = experiment
     page = path.read_text()
     assert page.count('src="data:image/png;base64,') == len(PLOTS)
     assert not re.search(r'src="(?!data:)', page) and "<link" not in page

@@ -31,7 +31,7 @@ _SEED_DIR = re.compile(r"seed(\d+)$")
 
 @dataclass
 class Run:
-    """One run directory ``runs/<arm>/seed<k>/``; ``status`` is ``ok`` (DONE), ``failed`` (error.txt) or ``incomplete``."""
+    """One run directory ``runs/<arm>/seed<k>/``; status ``ok`` (DONE), ``failed`` (error.txt) or ``incomplete``."""
 
     arm: str
     seed: int
@@ -42,7 +42,7 @@ class Run:
     error: str | None = None
 
     def series(self, key: str, source: str = "metrics") -> tuple[np.ndarray, np.ndarray]:
-        """``(steps, values)`` of ``key`` sorted by step; null/non-finite values dropped, the last record per step wins."""
+        """``(steps, values)`` of ``key`` by step; null/non-finite values dropped, a step's last record wins."""
         by_step: dict[int, float] = {}
         for record in self.evals if source == "evals" else self.metrics:
             step, value = record.get("step"), record.get(key)
@@ -95,7 +95,8 @@ def _load_run(arm: str, path: Path) -> Run:
         error = (lines[-1] if lines else "error.txt present")[:300]
     else:
         status = "ok" if (path / "DONE").exists() else "incomplete"
-    return Run(arm, _seed_of(path), path, status, _read_jsonl(path / "metrics.jsonl"), _read_jsonl(path / "eval.jsonl"), error)
+    metrics, evals = _read_jsonl(path / "metrics.jsonl"), _read_jsonl(path / "eval.jsonl")
+    return Run(arm, _seed_of(path), path, status, metrics, evals, error)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -163,7 +164,9 @@ def sign_flip_p(diffs: Iterable[float], cfg: Settings = Settings()) -> tuple[flo
     return float(result.pvalue), exact
 
 
-def paired_difference(arm: Mapping[int, float], base: Mapping[int, float], cfg: Settings = Settings()) -> dict[str, Any]:
+def paired_difference(
+    arm: Mapping[int, float], base: Mapping[int, float], cfg: Settings = Settings()
+) -> dict[str, Any]:
     """Mean [CI] and sign-flip p of ``arm[s] - base[s]`` over the seeds ``s`` where both are finite."""
     seeds = sorted(s for s in arm if s in base and math.isfinite(arm[s]) and math.isfinite(base[s]))
     diffs = [arm[s] - base[s] for s in seeds]
@@ -213,7 +216,7 @@ def auc(steps: np.ndarray, values: np.ndarray) -> float:
 
 
 def first_reach(steps: np.ndarray, values: np.ndarray, target: float, window: int) -> int | None:
-    """First step at which the trailing running mean of ``values`` is at least ``target`` (up to rounding); None if never."""
+    """First step whose trailing running mean of ``values`` is ≥ ``target`` (up to rounding); None if never."""
     smoothed = running_mean(values, window)
     hits = np.flatnonzero((smoothed >= target) | np.isclose(smoothed, target, rtol=1e-12, atol=1e-12))
     return int(steps[hits[0]]) if len(hits) else None
@@ -329,8 +332,9 @@ def _steps_to_target(runs: Runs, arms: list[str], accuracy: dict[str, Any], cfg:
     target = float(np.mean(finals)) if finals else math.nan
     reached = {arm: {seed: first_reach(st, v, target, cfg.smooth_window) for seed, (st, v) in s.items()}
                for arm, s in series.items()}
-    curve_step = {arm: first_reach(np.array(c["step"]), np.array(c["mean"]), target, cfg.smooth_window)
-                  for arm, c in ((arm, accuracy[arm]["curve"]) for arm in arms)}
+    curves = {arm: accuracy[arm]["curve"] for arm in arms}
+    curve_step = {arm: first_reach(np.array(c["step"], dtype=int), np.array(c["mean"]), target, cfg.smooth_window)
+                  for arm, c in curves.items()}
     return {
         "metric": cfg.metric,
         "target": target,

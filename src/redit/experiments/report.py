@@ -18,9 +18,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from redit.experiments.analysis import Runs, Settings, analyze, load_runs  # noqa: E402
+from redit.experiments.analysis import Runs, Settings, analyze, load_runs
 
 PLOT_DIR = "plots"
 SETTING_NAMES = set(Settings.__dataclass_fields__)
@@ -71,9 +71,9 @@ def headline_rows(summary: Mapping[str, Any]) -> list[list[str]]:
 
 def headline_table(summary: Mapping[str, Any]) -> str:
     """The console table: one aligned row per arm (see :data:`HEADLINE`)."""
-    rows = [list(HEADLINE)] + headline_rows(summary)
+    rows = [list(HEADLINE), *headline_rows(summary)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADLINE))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return f"{summary['metric']}, baseline {summary['baseline']!r}\n" + "\n".join(lines)
 
@@ -134,7 +134,8 @@ def _runs_blocks(s: Mapping[str, Any]) -> list[Block]:
     for arm, pairing in s["paired"].items():
         if pairing["missing_in_arm"] or pairing["missing_in_baseline"]:
             items.append(f"{arm}: unpaired seeds dropped from the comparison — without a {arm} run: "
-                         f"{pairing['missing_in_arm']}, without a {s['baseline']} run: {pairing['missing_in_baseline']}")
+                         f"{pairing['missing_in_arm']}, without a {s['baseline']} run: "
+                         f"{pairing['missing_in_baseline']}")
     return [("h2", "Runs"), ("ul", items)]
 
 
@@ -175,8 +176,9 @@ def _gradient_blocks(s: Mapping[str, Any], plots: Mapping[str, str]) -> list[Blo
              _ci(a["mean_frac_zero_std"])] for arm, a in g["arms"].items()]
     return [
         ("h2", "Gradient diagnostics"),
-        ("p", f"Thresholds relative to each run's median grad norm (before clipping, {g['median']}): vanishing step = "
-              f"grad_norm < {g['vanish_ratio']} × median, exploding step = grad_norm > {g['explode_ratio']} × median. "
+        ("p", f"Thresholds relative to each run's median grad norm (before clipping, {g['median']}): "
+              f"vanishing step = grad_norm < {g['vanish_ratio']} × median, "
+              f"exploding step = grad_norm > {g['explode_ratio']} × median. "
               "Per arm: mean [95% CI] over seeds of the per-run value."),
         ("table", (["arm", "median grad norm", "frac vanishing", "frac exploding", "mean zero-std fraction"], rows)),
         *[("img", (alt, plots[key])) for key, alt in (("reward_clean", "clean training reward vs step"),
