@@ -65,7 +65,7 @@ def test_sign_flip_p_equals_full_enumeration():
     assert exact and p == pytest.approx(expected)
     assert sign_flip_p(np.full(6, 0.1))[0] == pytest.approx(2 / 2**6)
     assert sign_flip_p(np.arange(1, 18) / 10, Settings(n_resamples=999))[1] is False
-    assert math.isnan(sign_flip_p([])[0])
+    assert sign_flip_p([0.2]) == (1.0, True) and math.isnan(sign_flip_p([])[0])
 
 
 def test_auc_final_and_curve_against_direct_computation(tmp_path):

@@ -88,3 +88,14 @@ def test_main_regenerates_with_the_previous_settings(experiment, capsys):
 def test_main_reports_a_missing_directory(tmp_path, capsys):
     assert main([str(tmp_path / "absent")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_one_seed_per_arm_still_reports(tmp_path):
+    write_experiment(tmp_path, {"vanilla": 0.0, "redit": 1.0}, [0])
+    summary = analyze(load_runs(tmp_path))
+    verdict = summary["verdicts"]["redit"]
+    assert verdict["label"] == "no detectable difference"
+    assert verdict["text"].startswith("no detectable difference at 1 seed:")
+    assert summary["paired"]["redit"]["accuracy_greedy"]["auc"]["p"] == 1.0
+    path = write_report(tmp_path, summary, load_runs(tmp_path))
+    assert "[n=1]" in (tmp_path / "report.md").read_text() and path.exists()

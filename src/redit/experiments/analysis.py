@@ -154,8 +154,8 @@ def mean_ci(values: Iterable[float], cfg: Settings = Settings()) -> dict[str, An
 def sign_flip_p(diffs: Iterable[float], cfg: Settings = Settings()) -> tuple[float, bool]:
     """Two-sided sign-flip permutation p-value of the mean paired difference, and whether it is exact."""
     d = np.asarray(list(diffs), dtype=float)
-    if d.size == 0:
-        return math.nan, True
+    if d.size < 2:  # scipy needs two; one pair has two flips with the same |mean|, so p = 1
+        return (1.0 if d.size else math.nan), True
     exact = d.size <= EXACT_MAX_SEEDS
     result = stats.permutation_test(
         (d,), np.mean, permutation_type="samples", vectorized=True, alternative="two-sided",
@@ -423,11 +423,12 @@ def verdict(paired: Mapping[str, Any], metric: str, cfg: Settings = Settings()) 
                 "text": f"not compared: no seed has a finished run in both this arm and {cfg.baseline!r}"}
     label = {1: "faster", -1: "slower", 0: "no detectable difference"}[_direction(auc_d, cfg.alpha)]
     final = {1: "higher", -1: "lower", 0: "no detectable difference"}[_direction(final_d, cfg.alpha)]
-    head = f"{label} than {cfg.baseline}" if label != "no detectable difference" else f"{label} at {n} seeds"
+    seeds = f"{n} seed" + "s" * (n > 1)
+    head = f"{label} than {cfg.baseline}" if label != "no detectable difference" else f"{label} at {seeds}"
     text = (f"{head}: Δ AUC {_fmt(auc_d)}, p = {auc_d['p']:.3g}; final accuracy {final}: Δ {_fmt(final_d)}, "
-            f"p = {final_d['p']:.3g} ({n} paired seeds, {metric}; decided by CI excluding 0 and p ≤ {cfg.alpha})")
+            f"p = {final_d['p']:.3g} ({n} paired, {metric}; decided by CI excluding 0 and p ≤ {cfg.alpha})")
     if n < _min_seeds(cfg.alpha):
-        text += (f". With {n} paired seeds the smallest attainable two-sided p is {2 / 2**n:.3g}: "
+        text += (f". With {seeds} the smallest attainable two-sided p is {min(1.0, 2 / 2**n):.3g}: "
                  f"at least {_min_seeds(cfg.alpha)} seeds are needed to detect any difference")
     return {"label": label, "final_label": final, "n_pairs": n, "text": text}
 
