@@ -1,5 +1,37 @@
-"""Rule-based rewards: TRL-compatible callables that declare their maximum (``max_reward``)."""
+"""Rule-based rewards: TRL-compatible callables that declare their maximum (``max_reward``).
+
+``REWARDS`` maps the names used in ``redit train`` configs to the functions; ``get_reward`` looks one up.
+"""
+
+from collections.abc import Callable
 
 from redit.rewards.base import completion_text, max_reward_of, reward, reward_name
+from redit.rewards.general import accuracy, r1_format
+from redit.rewards.gsm8k import gsm8k_correctness, gsm8k_int, gsm8k_soft_format, gsm8k_strict_format, gsm8k_xml_count
+from redit.rewards.math import math_correctness, math_reasoning_steps
 
-__all__ = ["completion_text", "max_reward_of", "reward", "reward_name"]
+REWARDS: dict[str, Callable[..., list[float]]] = {
+    fn.__name__: fn
+    for fn in (
+        gsm8k_correctness,
+        gsm8k_int,
+        gsm8k_strict_format,
+        gsm8k_soft_format,
+        gsm8k_xml_count,
+        math_correctness,
+        math_reasoning_steps,
+        accuracy,
+        r1_format,
+    )
+}
+
+
+def get_reward(name: str) -> Callable[..., list[float]]:
+    """The reward function registered as ``name``."""
+    try:
+        return REWARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown reward {name!r}; valid names: {', '.join(sorted(REWARDS))}") from None
+
+
+__all__ = ["REWARDS", "completion_text", "get_reward", "max_reward_of", "reward", "reward_name"]

@@ -1,0 +1,137 @@
+"""``redit score``: score saved generations with a task's rewards and print a summary.
+
+Each input line is a JSON object with a ``completion`` (text or chat messages) and the gold ``answer``, or a raw
+dataset row (GSM8K ``question``/``answer``, MATH ``problem``/``solution``[/``answer``]), whose reference solution is
+scored as the completion. Each line is written back with its total ``reward`` and per-function ``rewards``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+SCORE_TASKS = ("gsm8k", "math")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``score`` subcommand."""
+    parser = subparsers.add_parser(
+        "score",
+        help="score saved generations with a task's rewards",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument("--task", required=True, choices=SCORE_TASKS, help="which task's rewards to apply")
+    parser.add_argument("--input", required=True, type=Path, help="JSONL file of generations or dataset rows")
+    parser.add_argument("--output", type=Path, help="JSONL file to write scored lines to (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per answer check (default 5)")
+    parser.add_argument("--workers", type=int, default=None, help="answer-checking processes (default: all cores)")
+    parser.set_defaults(func=run)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, with errors naming the line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def sample_of(task: str, row: dict[str, Any], where: str) -> tuple[Any, str]:
+    """The ``(completion, gold answer)`` of an input row for ``task``."""
+    from redit.tasks import gsm8k, math
+
+    if task == "gsm8k":
+        completion = row.get("completion", row.get("solution", row.get("answer")))
+        gold = gsm8k.gold_answer(str(row["answer"])) if row.get("answer") is not None else None
+    else:
+        completion = row.get("completion", row.get("solution"))
+        gold = math.gold_answer(row)
+    if completion is None:
+        raise ValueError(f"{where}: no 'completion' field (nor a dataset row's reference solution); add 'completion'")
+    if gold is None:
+        raise ValueError(f"{where}: no gold 'answer' field; add 'answer' with the final answer")
+    return completion, gold
+
+
+def score_rows(task: str, rows: list[dict[str, Any]], source: str) -> tuple[dict[str, list[float]], Counter]:
+    """Per-reward scores of ``rows`` and the logged answer-checking metrics."""
+    from redit.rewards import get_reward
+    from redit.tasks import default_rewards
+
+    samples = [sample_of(task, row, f"{source}:{i + 1}") for i, row in enumerate(rows)]
+    completions = [completion for completion, _ in samples]
+    golds = [gold for _, gold in samples]
+    metrics: Counter = Counter()
+
+    def log_metric(name: str, value: float) -> None:
+        metrics[name] += value
+
+    scores = {}
+    for name in default_rewards(task):
+        scores[name] = get_reward(name)([""] * len(rows), completions, answer=golds, log_metric=log_metric)
+    return scores, metrics
+
+
+def write_rows(rows: list[dict[str, Any]], scores: dict[str, list[float]], out: TextIO) -> None:
+    """Each row with its total ``reward`` and per-function ``rewards``, one JSON object per line."""
+    for i, row in enumerate(rows):
+        per_function = {name: values[i] for name, values in scores.items()}
+        out.write(json.dumps({**row, "reward": sum(per_function.values()), "rewards": per_function}) + "\n")
+
+
+def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds: float) -> str:
+    """A short report: accuracy, mean reward, timeouts, errors and answers per second."""
+    from redit.rewards import get_reward
+
+    correctness = f"{task}_correctness"
+    best = get_reward(correctness).max_reward  # type: ignore[attr-defined]
+    values = scores[correctness]
+    n = len(values)
+    totals = [sum(column) for column in zip(*scores.values())]
+    lines = [
+        f"rows: {n}",
+        f"accuracy: {sum(v == best for v in values) / max(n, 1):.4f}",
+        f"mean reward: {sum(totals) / max(n, 1):.4f}",
+        f"timeouts: {int(metrics['verify/timeouts'])}",
+        f"errors: {int(metrics['verify/errors'])}",
+        f"answers/s: {n / max(seconds, 1e-9):.1f}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score ``args.input`` and write the scored lines and a summary."""
+    from redit.verify import configure_verifier
+
+    if args.output is not None and args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"output file {args.output} exists; pass --overwrite to replace it")
+    rows = read_lines(args.input)
+    configure_verifier(workers=args.workers, timeout=args.timeout)
+    start = time.perf_counter()
+    scores, metrics = score_rows(args.task, rows, str(args.input))
+    seconds = time.perf_counter() - start
+    if args.output is None:
+        write_rows(rows, scores, sys.stdout)
+        print(summary(args.task, scores, metrics, seconds), file=sys.stderr)
+    else:
+        with args.output.open("w", encoding="utf-8") as out:
+            write_rows(rows, scores, out)
+        print(summary(args.task, scores, metrics, seconds))
+    return 0
