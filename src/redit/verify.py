@@ -128,6 +128,11 @@ class Verifier:
         self.counts.update(statuses)
         return statuses  # type: ignore[return-value]
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (empty before the first check that needs them)."""
+        return [worker.proc.pid for worker in self._pool]
+
     def close(self) -> None:
         """Stop all workers (a later ``check`` starts new ones)."""
         with self._lock:
@@ -173,19 +178,21 @@ class Verifier:
             while pending or any(w.task is not None for w in self._pool):
                 for worker in self._pool:
                     if worker.ready and worker.task is None and pending:
-                        self._assign(worker, pending.popleft(), pairs, results)
+                        self._assign(worker, pending, pairs)
                 self._wait(selector, results)
         return results  # type: ignore[return-value]
 
-    def _assign(self, worker: _Worker, task: int, pairs: list, results: list) -> None:
+    def _assign(self, worker: _Worker, pending: deque, pairs: list) -> None:
+        """Send the next pending pair to an idle worker; a worker found dead is replaced and the pair requeued."""
+        task = pending.popleft()
         gold, answer = pairs[task]
-        line = json.dumps([gold[: 4 * self.max_chars], answer]).encode() + b"\n"
+        line = json.dumps([gold, answer]).encode() + b"\n"
         worker.task, worker.deadline = task, time.monotonic() + self.timeout
         try:
             worker.proc.stdin.write(line)  # type: ignore[union-attr]
             worker.proc.stdin.flush()  # type: ignore[union-attr]
         except OSError:
-            results[task] = ERROR
+            pending.appendleft(task)
             self._replace(worker)
 
     def _wait(self, selector: selectors.BaseSelector, results: list) -> None:
