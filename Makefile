@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench install-verl test-verl
 
 install: $(VENV)/.installed
 
@@ -23,3 +23,20 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# verl pins transformers/antlr4 versions the main env does not use, so its tests get a venv of their own.
+VERL_VENV ?= .venv-verl
+VERL_PY := $(VERL_VENV)/bin/python
+
+install-verl: $(VERL_VENV)/.installed
+
+$(VERL_VENV)/.installed: pyproject.toml
+	python3 -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install -q --upgrade pip
+	$(VERL_PY) -m pip install -q "$(TORCH)"
+	echo "$(TORCH)" > $(VERL_VENV)/constraints.txt
+	$(VERL_PY) -m pip install -q -c $(VERL_VENV)/constraints.txt -e ".[dev,verl]"
+	touch $@
+
+test-verl: install-verl
+	$(VERL_PY) -m pytest -q tests/test_verl.py tests/test_advantages.py
