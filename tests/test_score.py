@@ -1,0 +1,92 @@
+"""``redit score``: scores saved generations or dataset rows, writes them back, summarises, refuses bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from redit import score
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="redit")
+    score.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["score", "--workers", "2", "--timeout", "2", *argv])
+    return args.func(args)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_generations_are_scored_and_summarised(tmp_path: Path, capsys):
+    good = "<reasoning>\n9 * 2 = 18\n</reasoning>\n<answer>\n18\n</answer>\n"
+    rows = [
+        {"completion": good, "answer": "18", "id": 1},
+        {"completion": [{"role": "assistant", "content": good}], "answer": "#### 18"},
+        {"completion": "<answer>17</answer>", "answer": "18"},
+    ]
+    out = tmp_path / "scored.jsonl"
+    assert run("--task", "gsm8k", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--output", str(out)) == 0
+    scored = read_jsonl(out)
+    assert [r["reward"] for r in scored] == [5.0, 5.0, pytest.approx(0.5 + 0.0)]
+    assert scored[0]["id"] == 1 and scored[0]["completion"] == good
+    assert scored[2]["rewards"]["gsm8k_correctness"] == 0.0 and scored[2]["rewards"]["gsm8k_int"] == 0.5
+    summary = capsys.readouterr().out
+    assert "rows: 3" in summary and "accuracy: 0.6667" in summary
+    assert "timeouts: 0" in summary and "errors: 0" in summary and "answers/s:" in summary
+
+
+def test_dataset_rows_score_their_reference_solutions(capsys):
+    assert run("--task", "math", "--input", str(DATA / "math_sample.jsonl")) == 0
+    captured = capsys.readouterr()
+    scored = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(scored) == 7 and all(r["rewards"]["math_correctness"] == 2.0 for r in scored)
+    assert "accuracy: 1.0000" in captured.err
+    assert run("--task", "gsm8k", "--input", str(DATA / "gsm8k_sample.jsonl")) == 0
+    assert "accuracy: 1.0000" in capsys.readouterr().err
+
+
+def test_timeouts_are_counted(tmp_path: Path, capsys):
+    rows = [{"completion": "\\boxed{" + "{" * 300 + "1" + "}" * 300 + "}", "answer": "1"}, {"completion": "\\boxed{1}", "answer": "1"}]
+    assert run("--task", "math", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows))) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["rewards"]["math_correctness"] for line in captured.out.splitlines()] == [0.0, 2.0]
+    assert "timeouts: 1" in captured.err
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path):
+    out = tmp_path / "scored.jsonl"
+    out.write_text("keep me\n")
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        run("--task", "math", "--input", str(DATA / "math_sample.jsonl"), "--output", str(out))
+    assert out.read_text() == "keep me\n"
+    assert run("--task", "math", "--input", str(DATA / "math_sample.jsonl"), "--output", str(out), "--overwrite") == 0
+    assert len(read_jsonl(out)) == 7
+
+
+def test_bad_input_errors_name_the_field_and_fix(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="input file not found"):
+        run("--task", "math", "--input", str(tmp_path / "none.jsonl"))
+    no_completion = write_jsonl(tmp_path / "a.jsonl", [{"answer": "1"}])
+    with pytest.raises(ValueError, match="a.jsonl:1: no 'completion' field"):
+        run("--task", "math", "--input", str(no_completion))
+    no_answer = write_jsonl(tmp_path / "b.jsonl", [{"completion": "\\boxed{1}", "answer": "1"}, {"completion": "\\boxed{1}"}])
+    with pytest.raises(ValueError, match="b.jsonl:2: no gold 'answer' field"):
+        run("--task", "gsm8k", "--input", str(no_answer))
+    not_json = tmp_path / "c.jsonl"
+    not_json.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="c.jsonl:1: expected a JSON object"):
+        run("--task", "math", "--input", str(not_json))
+    with pytest.raises(SystemExit):
+        run("--task", "chess", "--input", str(not_json))
