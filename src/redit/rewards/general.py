@@ -103,3 +103,9 @@ def is_r1_format(text: str) -> bool:
 def r1_format(prompts: list, completions: list, **kwargs: Any) -> list[float]:
     """1 if the completion has the R1 layout ``<think>…</think><answer>…</answer>``, else 0."""
     return [1.0 if is_r1_format(completion_text(c)) else 0.0 for c in completions]
+
+
+@reward(max_reward=1.0)
+def exact_answer(prompts: list, completions: list, answer: list[str], **_: Any) -> list[float]:
+    """1.0 when the completion, stripped of surrounding whitespace, is exactly the gold answer; else 0.0."""
+    return [float(completion_text(c).strip() == str(a)) for c, a in zip(completions, answer, strict=True)]

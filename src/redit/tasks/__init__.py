@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from datasets import Dataset
 
@@ -34,13 +35,15 @@ def load_task(
     limit: int | None = None,
     prompt_style: str | None = None,
     conversational: bool = True,
+    **params: Any,
 ) -> Dataset:
     """Load task ``name`` from a local file/folder or Hub id: a dataset with ``prompt`` and ``answer`` columns.
 
     ``prompt_style`` defaults to the task's (see :mod:`redit.tasks.prompts`); ``conversational=False`` gives plain
-    string prompts instead of chat messages; ``limit`` keeps the first rows.
+    string prompts instead of chat messages; ``limit`` keeps the first rows; ``params`` go to tasks that take them
+    (e.g. the synthetic ``arithmetic`` task's difficulty).
     """
-    return task_module(name).load(path_or_id, split, limit, prompt_style, conversational)
+    return task_module(name).load(path_or_id, split, limit, prompt_style, conversational, **params)
 
 
 def default_rewards(name: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""A synthetic arithmetic task (``12+34=`` → ``46``) with a strict reward: seeded, offline, with a disjoint held-out set.
+"""A synthetic arithmetic task (``12+34=`` → ``46``), scored by the strict ``exact_answer`` reward: seeded, offline, with a disjoint held-out set.
 
 Every problem of the chosen size is assigned to the held-out split by a seeded hash (``heldout_fraction``), so the
 two splits never share a problem and are the same for every run with the same ``seed``.
@@ -14,7 +14,6 @@ from typing import Any
 
 from datasets import Dataset
 
-from redit.rewards.base import completion_text, reward
 from redit.rng import derive_seed
 
 OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -74,9 +73,3 @@ def load(
             else question
         )
     return Dataset.from_list(rows)
-
-
-@reward(max_reward=1.0)
-def exact_answer(prompts: list[Any], completions: list[Any], answer: list[str], **_: Any) -> list[float]:
-    """1.0 when the completion, stripped of surrounding whitespace, is exactly the target number; else 0.0."""
-    return [float(completion_text(c).strip() == str(a)) for c, a in zip(completions, answer, strict=True)]

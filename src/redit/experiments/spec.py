@@ -1,0 +1,131 @@
+"""Experiment specs for ``redit compare``: a base ``redit train`` config, named arms that override it, and seeds.
+
+```yaml
+output_dir: runs/compare
+baseline: vanilla
+seeds: 4                  # or an explicit list [0, 1, 2, 3]
+workers: auto             # parallel runs (auto: one per core)
+base: {model: ..., data: ..., rewards: ..., training: ..., eval: ...}
+arms:
+  vanilla: {dither: off}
+  redit-gaussian: {dither: {distribution: gaussian, ratio: 0.05}}
+  redit-no-std: {dither: {sigma: 0.1}, training: {scale_rewards: none}}
+```
+
+Arms share seeds pairwise: seed ``s`` sets ``training.seed`` (data order, sampling) and ``dither.seed`` in every arm,
+and all arms start from the same (cached) warm-started model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redit.config import RunConfig, load_yaml, parse_config
+
+SPEC_KEYS = ("output_dir", "baseline", "seeds", "workers", "base", "arms")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One cell of the matrix: an arm at a seed, with its fully merged raw config and a key for resumption."""
+
+    arm: str
+    seed: int
+    raw: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def config(self) -> RunConfig:
+        return parse_config(self.raw)
+
+
+@dataclass
+class ExperimentSpec:
+    output_dir: Path
+    baseline: str
+    seeds: list[int]
+    workers: int
+    base: dict[str, Any]
+    arms: dict[str, dict[str, Any]]
+
+    def requests(self) -> list[RunRequest]:
+        """Every (arm, seed) run, seeds outermost so partial results stay paired."""
+        return [self._request(arm, seed) for seed in self.seeds for arm in self.arms]
+
+    def _request(self, arm: str, seed: int) -> RunRequest:
+        raw = deep_merge(self.base, self.arms[arm])
+        raw["output_dir"] = str(self.output_dir / "runs" / arm / f"seed{seed}")
+        raw.setdefault("training", {})["seed"] = seed
+        if isinstance(raw.get("dither"), dict):
+            raw["dither"]["seed"] = seed
+        return RunRequest(arm, seed, raw)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, recursively for mappings; ``None``/``off`` replace."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_spec(raw: dict[str, Any], output_dir: str | None = None, seeds: int | None = None,
+               max_steps: int | None = None, workers: int | None = None) -> ExperimentSpec:
+    """Validate a spec mapping (flags override it) and every run config in it, before anything runs."""
+    unknown = set(raw) - set(SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"spec: unknown key(s) {sorted(unknown)}; keys are {list(SPEC_KEYS)}")
+    arms = raw.get("arms") or {}
+    if not isinstance(arms, dict) or not arms:
+        raise ValueError("spec.arms: give at least one named arm, e.g. arms: {vanilla: {dither: off}}")
+    baseline = raw.get("baseline", "vanilla")
+    if baseline not in arms:
+        raise ValueError(f"spec.baseline '{baseline}' is not an arm; arms: {list(arms)}")
+    base = copy.deepcopy(raw.get("base") or {})
+    if max_steps is not None:
+        base.setdefault("training", {})["max_steps"] = max_steps
+    spec = ExperimentSpec(
+        output_dir=Path(output_dir or raw.get("output_dir") or "runs/compare"),
+        baseline=baseline,
+        seeds=_seeds(raw.get("seeds", 3) if seeds is None else seeds),
+        workers=_workers(raw.get("workers", "auto") if workers is None else workers),
+        base=base,
+        arms={str(name): dict(arm or {}) for name, arm in arms.items()},
+    )
+    for request in spec.requests()[: len(spec.arms)]:
+        try:
+            request.config()
+        except ValueError as error:
+            raise ValueError(f"arm '{request.arm}': {error}") from error
+    return spec
+
+
+def load_spec(path: str | Path | None, default: dict[str, Any], **flags: Any) -> ExperimentSpec:
+    return parse_spec(load_yaml(path) if path is not None else default, **flags)
+
+
+def _seeds(value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) for s in value) and len(set(value)) == len(value):
+        return value
+    raise ValueError(f"spec.seeds (--seeds): a positive count or a list of distinct integers, got {value!r}")
+
+
+def _workers(value: Any) -> int:
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if isinstance(value, int) and value > 0:
+        return value
+    raise ValueError(f"spec.workers: 'auto' or a positive integer, got {value!r}")
