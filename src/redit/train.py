@@ -78,7 +78,6 @@ def grpo_args(config: RunConfig) -> Any:
     defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
     if not torch.cuda.is_available():
         defaults |= CPU_TRAINING_DEFAULTS
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(config.output_dir) / "tensorboard"))
     return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
@@ -137,6 +136,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> P
 def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     """A ready ``GRPOTrainer`` (ReDit-wrapped rewards, metrics and held-out callbacks) and the resolved config."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.integrations import TensorBoardCallback
     from trl import GRPOTrainer
 
     from redit.callbacks import MetricsJsonl
@@ -165,6 +165,11 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
         callbacks=callbacks,
         peft_config=_lora(config.model.lora),
     )
+    # this run's output_dir/tensorboard unless TENSORBOARD_LOGGING_DIR is set (an env default would stick to the
+    # first run of the process, e.g. every run of an in-process sweep logging into the first one's folder)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and "TENSORBOARD_LOGGING_DIR" not in os.environ:
+            callback.logging_dir = str(out / "tensorboard")
     return trainer, resolved_config(config, args)
 
 
