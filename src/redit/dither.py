@@ -78,7 +78,9 @@ class DitherConfig:
             raise ValueError("dither: give exactly one of dither.sigma (absolute std) or dither.ratio (m, × R_max)")
         for key in ("sigma", "ratio"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+            ):
                 raise ValueError(f"dither.{key} must be a finite number >= 0, got {value!r}")
         if not callable(self.distribution) and self.distribution not in DISTRIBUTIONS:
             raise ValueError(
@@ -88,7 +90,7 @@ class DitherConfig:
             _check_zero_mean(self.distribution)
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"dither.granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        if not isinstance(self.seed, int):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"dither.seed must be an integer, got {self.seed!r}")
         schedule = self.make_schedule()
         if schedule.needs_max_steps and not self.max_steps:

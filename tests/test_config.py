@@ -1,0 +1,182 @@
+"""Run configuration: overrides, and every bad input failing with an error that names the field, before training."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redit.config import apply_overrides, load_config, parse_config
+from redit.dither import DitherConfig
+from redit.presets import TINY_TRAIN
+from redit.train import grpo_args, prepare_output_dir, resolved_config, train
+
+
+def config(*overrides: str, output_dir: str = "unused") -> Any:
+    return load_config(None, [f"--output_dir={output_dir}", *overrides], default=TINY_TRAIN)
+
+
+def test_overrides_are_parsed_as_yaml() -> None:
+    raw = apply_overrides(
+        {"dither": {"sigma": 0.05}},
+        ["--dither.sigma=0.1", "--dither.schedule_params.period=100", "training.max_steps=7", "--rewards=[a, b]"],
+    )
+    assert raw == {
+        "dither": {"sigma": 0.1, "schedule_params": {"period": 100}},
+        "training": {"max_steps": 7},
+        "rewards": ["a", "b"],
+    }
+
+
+def test_overrides_reach_the_run_config() -> None:
+    run = config("--dither.schedule=sqrt", "--dither.schedule_params.period=100", "--training.max_steps=7")
+    assert run.dither == DitherConfig(sigma=0.05, schedule="sqrt", schedule_params={"period": 100}, max_steps=7)
+    assert run.training["max_steps"] == 7 and run.rewards[0].name == "exact_answer"
+    assert TINY_TRAIN["training"]["max_steps"] == 50  # the preset itself is untouched
+
+
+@pytest.mark.parametrize("off", ["off", "none", "false", "null"])
+def test_dither_off(off: str) -> None:
+    assert config(f"--dither={off}").dither is None
+
+
+def test_dither_max_steps_follows_training_unless_given() -> None:
+    assert config("--training.max_steps=12").dither.max_steps == 12
+    assert config("--training.max_steps=12", "--dither.max_steps=30").dither.max_steps == 30
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--dither.sigma=-0.1"], r"dither.sigma must be a finite number >= 0, got -0.1"),
+        (["--dither.sigma=.nan"], r"dither.sigma must be a finite number >= 0, got nan"),
+        (["--dither.sigma=.inf"], r"dither.sigma must be a finite number >= 0"),
+        (["--dither.sigma=null", "--dither.ratio=-1"], r"dither.ratio must be a finite number >= 0"),
+        (["--dither.sigma=abc"], r"dither.sigma must be a finite number"),
+        (["--dither.ratio=0.05"], r"give exactly one of dither.sigma .* or dither.ratio"),
+        (["--dither.sigma=null"], r"give exactly one of dither.sigma"),
+        (["--dither.distribution=cauchy"], r"dither.distribution: unknown 'cauchy'"),
+        (["--dither.schedule=cosin"], r"dither.schedule: unknown schedule 'cosin'"),
+        (["--dither.schedule_params.periods=3", "--dither.schedule=sqrt"], r"dither.schedule_params.*'periods'"),
+        (["--dither.granularity=sample"], r"dither.granularity must be one of"),
+        (["--dither.sigma=yes"], r"dither.sigma must be a finite number >= 0, got True"),
+        (["--dither.seed=1.5"], r"dither.seed must be an integer"),
+        (["--dither.seed=true"], r"dither.seed must be an integer"),
+        (["--dither.sigmaa=0.1"], r"dither: unknown key\(s\) \['sigmaa'\]"),
+        (["--dither=on"], r"dither: expected 'off' or a mapping"),
+        (["--training.max_steps=null", "--dither.schedule=linear"], r"dither.schedule 'linear' needs the run length"),
+        (["--training.max_steps=null", "--dither.schedule=reverse_sqrt"], r"dither.schedule 'reverse_sqrt' needs"),
+        (["--training.max_steps=0"], r"training.max_steps must be a positive integer"),
+        (["--training.lr=0.1"], r"training: unknown GRPOConfig field\(s\) \['lr'\]"),
+        (["--training.output_dir=x"], r"training.output_dir: set the top-level output_dir"),
+        (["--model.size=3"], r"model: unknown key\(s\) \['size'\]"),
+        (["--data.taks=gsm8k"], r"data: unknown key\(s\) \['taks'\]"),
+        (["--eval.evry=2"], r"eval: unknown key\(s\) \['evry'\]"),
+        (["--optim.lr=1"], r"config: unknown section\(s\) \['optim'\]"),
+        (["--rewards=[{name: exact_answer, wieght: 2}]"], r"rewards\[0\]: unknown key\(s\) \['wieght'\]"),
+        (["--rewards=[{name: exact_answer, max_reward: 0}]"], r"rewards\[0\].max_reward must be > 0"),
+        (["--rewards=[]"], r"rewards: list at least one reward"),
+        (["--output_dir="], r"output_dir: set where the run is written"),
+        (["--dither.sigma.x=1"], r"override '--dither.sigma.x=1': 'sigma' is not a section"),
+        (["--dither.sigma"], r"override '--dither.sigma' must look like --section.key=value"),
+    ],
+)
+def test_bad_input_names_the_field(overrides: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(*overrides)
+
+
+def test_load_yaml_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml", [])
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="the config must be a mapping of sections"):
+        load_config(tmp_path / "list.yaml", [])
+
+
+def test_dither_config_from_dict_is_validated_directly() -> None:
+    with pytest.raises(ValueError, match=r"dither: unknown key\(s\) \['sigm'\]"):
+        DitherConfig.from_dict({"sigm": 0.1})
+    with pytest.raises(ValueError, match="dither.sigma must be a finite number"):
+        DitherConfig(sigma=math.nan)
+    with pytest.raises(ValueError, match="dither.schedule 'cosine' needs the run length"):
+        DitherConfig(sigma=0.1, schedule="cosine")
+    assert DitherConfig(sigma=0.1, schedule="cosine", max_steps=10).make_schedule()(10, 10) == 0.0
+
+
+def test_resolved_config_writes_out_trl_defaults(tmp_path: Path) -> None:
+    """scale_rewards / loss_type / beta are explicit in config.yaml even when the config leaves them to TRL."""
+    raw = copy.deepcopy(TINY_TRAIN) | {"output_dir": str(tmp_path / "run")}
+    for key in ("scale_rewards", "loss_type", "beta", "num_generations", "max_grad_norm"):
+        raw["training"].pop(key, None)
+    raw["training"]["per_device_train_batch_size"] = 8
+    run = parse_config(raw)
+    resolved = resolved_config(run, grpo_args(run))
+    from trl import GRPOConfig
+
+    trl_default = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=8)
+    for key in ("scale_rewards", "loss_type", "beta", "num_generations", "max_grad_norm"):
+        assert resolved["training"][key] == getattr(trl_default, key), key
+
+
+def test_reward_weights_conflict_is_refused() -> None:
+    with pytest.raises(ValueError, match="training.reward_weights conflicts with rewards\\[\\].weight"):
+        grpo_args(config("--training.reward_weights=[2.0]"))
+
+
+# --- the output directory -------------------------------------------------------------------------------------
+
+
+def test_existing_run_is_never_silently_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    run = config(output_dir=str(out))
+    with pytest.raises(FileExistsError, match="already holds a run: pass --resume .* --overwrite"):
+        prepare_output_dir(run, resume=False, overwrite=False)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(run)  # before any model is built or trained
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    assert prepare_output_dir(run, resume=False, overwrite=True) == out
+    assert list(out.iterdir()) == []
+
+
+def test_empty_or_new_output_dir_is_used(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert prepare_output_dir(config(output_dir=str(tmp_path / "empty")), False, False).is_dir()
+    assert prepare_output_dir(config(output_dir=str(tmp_path / "a" / "b")), False, False).is_dir()
+
+
+def test_resume_needs_a_saved_run(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="--resume: no run to resume"):
+        prepare_output_dir(config(output_dir=str(tmp_path)), resume=True, overwrite=False)
+
+
+def unbounded(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
+    return [0.0] * len(completions)
+
+
+def test_ratio_without_r_max_fails_before_training(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = config(f"--rewards=[{__name__}:unbounded]", "--dither.sigma=null", "--dither.ratio=0.05",
+                 output_dir=str(out))
+    with pytest.raises(ValueError, match=r"dither.ratio .*\['unbounded'\] declare none"):
+        train(run)
+    assert not (out / "config.yaml").exists() and not (out / "metrics.jsonl").exists()
+    # declaring R_max in the config is enough
+    with_max = config(f"--rewards=[{{name: '{__name__}:unbounded', max_reward: 2}}]", "--dither.sigma=null",
+                      "--dither.ratio=0.05")
+    from redit.integrations.trl import ReditRewards
+    from redit.train import resolve_reward
+
+    assert ReditRewards([resolve_reward(with_max.rewards[0])], with_max.dither).max_rewards == [2.0]
+
+
+def test_unknown_reward_fails_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown reward 'exact'"):
+        train(config("--rewards=[exact]", output_dir=str(tmp_path / "run")))
+    with pytest.raises(ValueError, match="rewards: cannot import 'no.such.module:fn'"):
+        train(config("--rewards=['no.such.module:fn']", output_dir=str(tmp_path / "run")))
