@@ -39,4 +39,4 @@ $(VERL_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-verl: install-verl
-	$(VERL_PY) -m pytest -q tests/test_verl.py tests/test_advantages.py
+	$(VERL_PY) -m pytest -q -p no:asyncio tests/test_verl.py tests/test_advantages.py
