@@ -44,6 +44,7 @@ def test_registry_names_and_maxima():
     expected = {
         "gsm8k_correctness": 2.0, "gsm8k_int": 0.5, "gsm8k_strict_format": 1.0, "gsm8k_soft_format": 1.0,
         "gsm8k_xml_count": 0.5, "math_correctness": 2.0, "math_reasoning_steps": 1.0, "accuracy": 1.0, "r1_format": 1.0,
+        "exact_answer": 1.0,
     }  # fmt: skip
     assert {name: max_reward_of(fn) for name, fn in REWARDS.items()} == expected
     assert all(fn.__name__ == name for name, fn in REWARDS.items())

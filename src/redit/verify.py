@@ -41,6 +41,7 @@ ERROR: Status = "error"
 
 _STARTUP_TIMEOUT_S = 120.0
 _SOFT_TIMEOUT_FRACTION = 0.8  # the worker gives up on its own at this fraction of the hard timeout
+_PIPELINE_DEPTH = 4  # pairs queued per worker
 _NUMERAL = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
@@ -77,8 +78,12 @@ class _Worker:
     proc: subprocess.Popen
     buffer: bytes = b""
     ready: bool = False
-    task: int | None = None
+    tasks: deque = field(default_factory=deque)  # in flight, oldest (being checked) first
     deadline: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.tasks) or not self.ready
 
     @property
     def fd(self) -> int:
@@ -128,6 +133,14 @@ class Verifier:
         self.counts.update(statuses)
         return statuses  # type: ignore[return-value]
 
+    def start(self) -> None:
+        """Start the workers now (``check`` would on first use) and wait until every one is ready."""
+        with self._lock:
+            self._ensure_pool()
+            with selectors.DefaultSelector() as selector:
+                while not all(worker.ready for worker in self._pool):
+                    self._wait(selector, deque(), [])
+
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (empty before the first check that needs them)."""
@@ -165,61 +178,71 @@ class Verifier:
         while len(self._pool) < int(self.workers or 1):
             self._pool.append(self._spawn())
 
-    def _replace(self, worker: _Worker) -> None:
-        _stop(worker)
-        self._pool[self._pool.index(worker)] = self._spawn()
-
     def _run(self, pairs: list[tuple[str, str]]) -> list[Status]:
-        """Dispatch ``pairs`` to the workers and collect their statuses, enforcing deadlines."""
+        """Dispatch ``pairs`` to the workers and collect their statuses, enforcing deadlines.
+
+        Each worker gets up to ``_PIPELINE_DEPTH`` pairs at a time, so it never idles waiting for this process to
+        be scheduled; the deadline applies to the pair it is checking (from when the previous one finished).
+        """
         self._ensure_pool()
         results: list[Status | None] = [None] * len(pairs)
         pending = deque(range(len(pairs)))
         with selectors.DefaultSelector() as selector:
-            while pending or any(w.task is not None for w in self._pool):
-                for worker in self._pool:
-                    if worker.ready and worker.task is None and pending:
-                        self._assign(worker, pending, pairs)
-                self._wait(selector, results)
+            while pending or any(w.tasks for w in self._pool):
+                for worker in list(self._pool):
+                    while worker.ready and pending and len(worker.tasks) < _PIPELINE_DEPTH:
+                        if not self._assign(worker, pending, pairs, results):
+                            break
+                self._wait(selector, pending, results)
         return results  # type: ignore[return-value]
 
-    def _assign(self, worker: _Worker, pending: deque, pairs: list) -> None:
-        """Send the next pending pair to an idle worker; a worker found dead is replaced and the pair requeued."""
+    def _assign(self, worker: _Worker, pending: deque, pairs: list, results: list) -> bool:
+        """Send the next pending pair to ``worker``; ``False`` if the worker turned out dead (and was replaced)."""
         task = pending.popleft()
-        gold, answer = pairs[task]
-        line = json.dumps([gold, answer]).encode() + b"\n"
-        worker.task, worker.deadline = task, time.monotonic() + self.timeout
+        if not worker.tasks:
+            worker.deadline = time.monotonic() + self.timeout
+        worker.tasks.append(task)
         try:
-            worker.proc.stdin.write(line)  # type: ignore[union-attr]
+            worker.proc.stdin.write(json.dumps(pairs[task]).encode() + b"\n")  # type: ignore[union-attr]
             worker.proc.stdin.flush()  # type: ignore[union-attr]
         except OSError:
+            worker.tasks.pop()
             pending.appendleft(task)
-            self._replace(worker)
+            self._fail(worker, ERROR, pending, results)
+            return False
+        return True
 
-    def _wait(self, selector: selectors.BaseSelector, results: list) -> None:
-        """Wait for one round of worker output or the nearest deadline, and act on it."""
-        live = [w for w in self._pool if w.task is not None or not w.ready]
+    def _fail(self, worker: _Worker, status: Status, pending: deque, results: list) -> None:
+        """Give the pair being checked ``status``, requeue the worker's other pairs and replace the worker."""
+        if worker.tasks:
+            results[worker.tasks.popleft()] = status
+            pending.extendleft(reversed(worker.tasks))
+        _stop(worker)
+        self._pool[self._pool.index(worker)] = self._spawn()
+
+    def _wait(self, selector: selectors.BaseSelector, pending: deque, results: list) -> None:
+        """Wait for worker output or the nearest deadline, and act on it."""
+        live = [w for w in self._pool if w.busy]
         if not live:
             return
         for worker in live:
             selector.register(worker.fd, selectors.EVENT_READ, worker)
         try:
-            wait = max(0.0, min(w.deadline for w in live) - time.monotonic())
-            events = selector.select(wait)
+            events = selector.select(max(0.0, min(w.deadline for w in live) - time.monotonic()))
         finally:
             for worker in live:
                 selector.unregister(worker.fd)
         for key, _ in events:
-            self._read(key.data, results)
+            self._read(key.data, pending, results)
         now = time.monotonic()
         for worker in live:
-            if worker in self._pool and worker.deadline <= now and (worker.task is not None or not worker.ready):
+            if worker in self._pool and worker.busy and worker.deadline <= now:
                 if not worker.ready:
                     _stop(worker)
                     raise RuntimeError("an answer-checking worker did not start; see its error output above")
-                results[worker.task] = TIMEOUT
-                self._replace(worker)
+                self._fail(worker, TIMEOUT, pending, results)
 
-    def _read(self, worker: _Worker, results: list) -> None:
+    def _read(self, worker: _Worker, pending: deque, results: list) -> None:
         try:
             chunk = os.read(worker.fd, 1 << 16)
         except BlockingIOError:
@@ -228,18 +251,17 @@ class Verifier:
             if not worker.ready:
                 _stop(worker)
                 raise RuntimeError("an answer-checking worker exited at start; see its error output above")
-            if worker.task is not None:
-                results[worker.task] = ERROR
-            self._replace(worker)
+            self._fail(worker, ERROR, pending, results)
             return
         worker.buffer += chunk
-        while b"\n" in worker.buffer:
-            line, worker.buffer = worker.buffer.split(b"\n", 1)
+        *lines, worker.buffer = worker.buffer.split(b"\n")
+        for line in lines:
             message = json.loads(line)
             if message == "ready":
-                worker.ready, worker.deadline = True, 0.0
-            elif worker.task is not None:
-                results[worker.task], worker.task = message, None
+                worker.ready = True
+            elif worker.tasks:
+                results[worker.tasks.popleft()] = message
+                worker.deadline = time.monotonic() + self.timeout
 
 
 def _stop(worker: _Worker) -> None:
