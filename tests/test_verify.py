@@ -165,3 +165,26 @@ def test_audit_hook_denies_side_effects(event, args):
 )
 def test_audit_hook_allows_what_sympy_needs(event, args):
     _audit(event, args)
+
+
+def test_start_waits_for_every_worker():
+    v = Verifier(workers=2, timeout=TIMEOUT_S)
+    try:
+        v.start()
+        assert len(v.worker_pids) == 2
+        assert v.check(["\\pi"], ["\\pi"]) == [CORRECT]
+    finally:
+        v.close()
+
+
+def test_one_pathological_answer_does_not_stall_a_batch():
+    v = Verifier(workers=1, timeout=1.0)
+    try:
+        v.start()
+        answers = ["{" * 300 + "1" + "}" * 300] + [f"\\frac{{{2 * k}}}{{2}}" for k in range(1, 9)]
+        start = time.monotonic()
+        statuses = v.check(["1"] + [str(k) for k in range(1, 9)], answers)
+        assert statuses[0] in (TIMEOUT, ERROR) and statuses[1:] == [CORRECT] * 8
+        assert time.monotonic() - start < 1.0 + SLACK_S + 1.0
+    finally:
+        v.close()
