@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +154,23 @@ def test_loaded_through_verl_external_modules_and_bad_settings_fail_at_start_up(
     assert run.returncode != 0
     assert "ValueError: verl config: algorithm.redit_distribution" in run.stderr, run.stderr[-2000:]
     assert "ray init kwargs" not in run.stdout  # failed before Ray started
+
+
+def test_example_command_composes_with_verls_config():
+    """The overrides of examples/verl_gsm8k_redit.sh are valid verl keys, and pass the plug-in's start-up check."""
+    from hydra import compose, initialize_config_dir
+
+    script = (Path(__file__).parents[1] / "examples" / "verl_gsm8k_redit.sh").read_text()
+    command = script[script.index("python3 -m verl.trainer.main_ppo"):].replace("\\\n", " ").replace('"$@"', "")
+    values = {"PLUGIN": plugin.__name__, "DATA": "/data", "MODEL": "model", "GPUS": "8"}
+    overrides = shlex.split(re.sub(r"\$(\w+)", lambda m: values[m.group(1)], command))[3:]
+    with initialize_config_dir(config_dir=str(VERL_CONFIG.parent), version_base=None):
+        config = compose("ppo_trainer", overrides=overrides)
+    plugin.check_config(config)
+    assert config.algorithm.adv_estimator == "grpo_redit"
+    assert config.ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES == plugin.__name__
+    settings = plugin.settings_from_config(config.algorithm)
+    assert settings.dither.sigma(1, settings.r_max) == pytest.approx(0.02 / math.sqrt(3))
 
 
 @pytest.mark.parametrize(
