@@ -45,6 +45,7 @@ def test_generations_are_scored_and_summarised(tmp_path: Path, capsys):
     summary = capsys.readouterr().out
     assert "rows: 3" in summary and "accuracy: 0.6667" in summary
     assert "timeouts: 0" in summary and "errors: 0" in summary and "answers/s:" in summary
+    assert "checker start-up:" in summary
 
 
 def test_dataset_rows_score_their_reference_solutions(capsys):
@@ -90,3 +91,10 @@ def test_bad_input_errors_name_the_field_and_fix(tmp_path: Path):
         run("--task", "math", "--input", str(not_json))
     with pytest.raises(SystemExit):
         run("--task", "chess", "--input", str(not_json))
+
+
+def test_cli_reports_bad_input_as_an_error(tmp_path: Path, capsys):
+    from redit.cli import main
+
+    assert main(["score", "--task", "math", "--input", str(tmp_path / "none.jsonl")]) == 2
+    assert "redit score: error: input file not found" in capsys.readouterr().err

@@ -96,8 +96,8 @@ def write_rows(rows: list[dict[str, Any]], scores: dict[str, list[float]], out: 
         out.write(json.dumps({**row, "reward": sum(per_function.values()), "rewards": per_function}) + "\n")
 
 
-def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds: float) -> str:
-    """A short report: accuracy, mean reward, timeouts, errors and answers per second."""
+def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds: float, startup: float) -> str:
+    """A short report: accuracy, mean reward, timeouts, errors, answers per second and the pool's start-up time."""
     from redit.rewards import get_reward
 
     correctness = f"{task}_correctness"
@@ -112,6 +112,7 @@ def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds
         f"timeouts: {int(metrics['verify/timeouts'])}",
         f"errors: {int(metrics['verify/errors'])}",
         f"answers/s: {n / max(seconds, 1e-9):.1f}",
+        f"checker start-up: {startup:.1f} s",
     ]
     return "\n".join(lines)
 
@@ -123,15 +124,17 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.overwrite:
         raise FileExistsError(f"output file {args.output} exists; pass --overwrite to replace it")
     rows = read_lines(args.input)
-    configure_verifier(workers=args.workers, timeout=args.timeout)
+    start = time.perf_counter()
+    configure_verifier(workers=args.workers, timeout=args.timeout).start()
+    startup = time.perf_counter() - start
     start = time.perf_counter()
     scores, metrics = score_rows(args.task, rows, str(args.input))
     seconds = time.perf_counter() - start
     if args.output is None:
         write_rows(rows, scores, sys.stdout)
-        print(summary(args.task, scores, metrics, seconds), file=sys.stderr)
+        print(summary(args.task, scores, metrics, seconds, startup), file=sys.stderr)
     else:
         with args.output.open("w", encoding="utf-8") as out:
             write_rows(rows, scores, out)
-        print(summary(args.task, scores, metrics, seconds))
+        print(summary(args.task, scores, metrics, seconds, startup))
     return 0
