@@ -22,7 +22,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	for bench in benchmarks/bench_*.py; do $(PY) $$bench || exit 1; done
 
 # verl pins transformers/antlr4 versions the main env does not use, so its tests get a venv of their own.
 VERL_VENV ?= .venv-verl

@@ -66,6 +66,13 @@ def resolve_reward(spec: RewardSpec) -> Callable[..., Any]:
     return with_max
 
 
+def build_rewards(config: RunConfig) -> Any:
+    """The run's reward functions wrapped for ReDit (validates names, maxima and the dither settings)."""
+    from redit.integrations.trl import ReditRewards
+
+    return ReditRewards([resolve_reward(spec) for spec in config.rewards], config.dither)
+
+
 def grpo_args(config: RunConfig) -> Any:
     """TRL ``GRPOConfig`` for the run: CPU-safe defaults, one log per step, TensorBoard, our reward weights."""
     import torch
@@ -140,12 +147,11 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     from trl import GRPOTrainer
 
     from redit.callbacks import MetricsJsonl
-    from redit.integrations.trl import ReditRewards
     from redit.models import resolve_model
     from redit.tasks import load_task
 
     args = grpo_args(config)
-    rewards = ReditRewards([resolve_reward(spec) for spec in config.rewards], config.dither)
+    rewards = build_rewards(config)
     data = config.data
     train_set = load_task(data.task, data.path, split=data.split, limit=data.limit, prompt_style=data.prompt_style,
                           conversational=data.conversational, **data.params)

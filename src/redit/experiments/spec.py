@@ -103,10 +103,12 @@ def parse_spec(raw: dict[str, Any], output_dir: str | None = None, seeds: int | 
         base=base,
         arms={str(name): dict(arm or {}) for name, arm in arms.items()},
     )
+    from redit.train import build_rewards
+
     for request in spec.requests()[: len(spec.arms)]:
         try:
-            request.config()
-        except ValueError as error:
+            build_rewards(request.config())
+        except (ValueError, TypeError) as error:
             raise ValueError(f"arm '{request.arm}': {error}") from error
     return spec
 
