@@ -188,3 +188,17 @@ def test_one_pathological_answer_does_not_stall_a_batch():
         assert time.monotonic() - start < 1.0 + SLACK_S + 1.0
     finally:
         v.close()
+
+
+def test_concurrent_checks_from_several_threads(verifier):
+    results: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        results[k] = verifier.check([f"\\frac{{{k}}}{{7}}", "\\sqrt{8}"], [f"\\dfrac{{{2 * k}}}{{14}}", f"{k}\\sqrt{{2}}"])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {k: [CORRECT, CORRECT if k == 2 else INCORRECT] for k in range(1, 5)}

@@ -123,14 +123,12 @@ class Verifier:
         for i, status in enumerate(statuses):
             if status is None:
                 todo.setdefault((str(golds[i]), str(answers[i])), []).append(i)
-        if todo:
-            pairs = list(todo)
-            with self._lock:
-                results = self._run(pairs)
-            for pair, status in zip(pairs, results):
+        pairs = list(todo)
+        with self._lock:
+            for pair, status in zip(pairs, self._run(pairs) if pairs else []):
                 for i in todo[pair]:
                     statuses[i] = status
-        self.counts.update(statuses)
+            self.counts.update(statuses)
         return statuses  # type: ignore[return-value]
 
     def start(self) -> None:
