@@ -71,7 +71,7 @@ class Groups:
         if group_ids is None:
             raise ValueError("group_ids is required: one group id (e.g. the prompt's uid) per completion")
         if isinstance(group_ids, torch.Tensor):
-            _, inverse = torch.unique(group_ids.flatten(), return_inverse=True)
+            _, inverse = torch.unique(group_ids.detach().flatten().cpu(), return_inverse=True)
         else:
             index: dict[Hashable, int] = {}
             inverse = torch.tensor([index.setdefault(g, len(index)) for g in group_ids], dtype=torch.long)
@@ -206,7 +206,7 @@ def reinforce_pp_baseline(
     verl does by whitening over tokens."""
     batch = _prepare(rewards, group_ids, convention, dither, step, key, r_max)
     centred = batch.noisy - group_baseline(batch.noisy, batch.groups, batch.convention)
-    w = torch.ones_like(centred) if weights is None else torch.as_tensor(weights, dtype=torch.float64).flatten()
+    w = torch.ones_like(centred) if weights is None else torch.as_tensor(weights).to("cpu", torch.float64).flatten()
     if w.shape != centred.shape:
         raise ValueError(f"weights has {w.numel()} entries but rewards has {centred.numel()}")
     total = w.sum()

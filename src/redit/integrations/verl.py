@@ -39,16 +39,16 @@ except ImportError as error:  # pragma: no cover - exercised only without verl
 logger = logging.getLogger(__name__)
 
 PREFIX = "redit_"
-KEYS = {
-    "redit_sigma": "absolute noise std σ0 (give this or redit_ratio)",
-    "redit_ratio": "m: uniform noise on ±m·R_max, i.e. σ0 = m·R_max/√3 (needs redit_reward_max)",
-    "redit_reward_max": "R_max, the largest total reward (for redit_ratio)",
-    "redit_distribution": "gaussian | uniform | laplace (default gaussian)",
-    "redit_schedule": "σ schedule name (default constant)",
-    "redit_schedule_params": "the schedule's parameters, a mapping",
-    "redit_seed": "noise seed (default 0)",
-    "redit_max_steps": "run length T, for schedules that need it (e.g. trainer.total_training_steps)",
-}
+KEYS = (  # what each does: docs/verl.md
+    "redit_sigma",
+    "redit_ratio",
+    "redit_reward_max",
+    "redit_distribution",
+    "redit_schedule",
+    "redit_schedule_params",
+    "redit_seed",
+    "redit_max_steps",
+)
 ESTIMATORS = ("grpo_redit", "rloo_redit", "reinforce_plus_plus_baseline_redit")
 
 
@@ -65,9 +65,11 @@ def settings_from_config(algorithm: Mapping[str, Any] | None) -> ReditSettings:
     values = _redit_values(algorithm)
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
-        raise ValueError(f"verl config: unknown key(s) {['algorithm.' + k for k in unknown]}; known: {sorted(KEYS)}")
+        named = ", ".join(f"algorithm.{key}" for key in unknown)
+        raise ValueError(f"verl config: unknown key(s) {named}; known: {', '.join(KEYS)}")
     r_max = values.get("redit_reward_max")
-    if values.get("redit_ratio") is not None and not (isinstance(r_max, (int, float)) and r_max > 0):
+    valid_r_max = isinstance(r_max, (int, float)) and not isinstance(r_max, bool) and r_max > 0
+    if values.get("redit_ratio") is not None and not valid_r_max:
         raise ValueError(
             "verl config: algorithm.redit_ratio scales noise by the reward's maximum: set "
             f"+algorithm.redit_reward_max=<largest total reward> (> 0), got {r_max!r}; or use algorithm.redit_sigma"
@@ -169,7 +171,9 @@ def _outcome_advantage(
     """Dither each completion's total reward, estimate, and broadcast over its response tokens (as verl does)."""
     settings = settings_from_config(config)
     if index is None:
-        raise ValueError(f"{name} needs group ids: verl passes non_tensor_batch['uid'] as `index`, and the batch has none")
+        raise ValueError(
+            f"{name} needs group ids: verl passes non_tensor_batch['uid'] as `index`, and the batch has none"
+        )
     step = current_step()
     out = estimator(
         token_level_rewards.sum(dim=-1), index, convention="verl", dither=settings.dither, step=step,
