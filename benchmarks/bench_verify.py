@@ -47,7 +47,9 @@ def sequential(path: Path) -> float:
 
 def sequential_cold(path: Path) -> float:
     """``sequential`` in a fresh interpreter."""
-    out = subprocess.run([sys.executable, __file__, "--data", str(path), "--sequential"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--data", str(path), "--sequential"], capture_output=True, text=True, check=True
+    )
     return float(out.stdout)
 
 
@@ -104,7 +106,9 @@ def main() -> int:
     print(f"redit math_correctness, {cores} workers: {our_rate:8.1f} answers/s   ratio {our_rate / base_rate:.2f}x")
     if single:
         single_rate = n / statistics.median(single)
-        print(f"redit math_correctness, 1 worker:  {single_rate:8.1f} answers/s   scaling {our_rate / single_rate:.2f}x")
+        print(
+            f"redit math_correctness, 1 worker:  {single_rate:8.1f} answers/s   scaling {our_rate / single_rate:.2f}x"
+        )
     print(f"decided by the exact numeral path (no worker): {quick_path_count(rows)}/{n}")
     clean = ours(rows, cores, args.timeout)
     stalled = ours(rows, cores, args.timeout, completions=[PATHOLOGICAL] + [r["solution"] for r in rows[1:]])

@@ -59,12 +59,18 @@ def test_unknown_reward_lists_valid_names():
 
 def test_gsm8k_full_marks_on_the_recipe_format():
     completions = [GOOD_GSM8K, [{"role": "assistant", "content": GOOD_GSM8K}]]
-    totals = [sum(v) for v in zip(*(call(n, completions, ["18", "18"]) for n in default_rewards("gsm8k")))]
+    totals = [sum(v) for v in zip(*(call(n, completions, ["18", "18"]) for n in default_rewards("gsm8k")), strict=True)]
     assert totals == [5.0, 5.0]
 
 
 def test_gsm8k_correctness_and_int():
-    completions = [GOOD_GSM8K, GOOD_GSM8K.replace("18", "19"), "<answer>18.0</answer>", "<answer> $1,080 </answer>", "no tags 18"]
+    completions = [
+        GOOD_GSM8K,
+        GOOD_GSM8K.replace("18", "19"),
+        "<answer>18.0</answer>",
+        "<answer> $1,080 </answer>",
+        "no tags 18",
+    ]
     assert call("gsm8k_correctness", completions, ["18", "18", "18", "1080", "18"]) == [2.0, 0.0, 2.0, 2.0, 0.0]
     assert call("gsm8k_int", completions) == [0.5, 0.5, 0.0, 0.0, 0.0]
 
@@ -91,7 +97,12 @@ def test_gsm8k_format_rewards():
 
 
 def test_math_correctness_uses_the_last_box():
-    completions = ["First \\boxed{3}, then \\boxed{\\frac{14}{3}}", "\\boxed{3}", "no box: 14/3", "\\boxed{\\frac{14}{3}"]
+    completions = [
+        "First \\boxed{3}, then \\boxed{\\frac{14}{3}}",
+        "\\boxed{3}",
+        "no box: 14/3",
+        "\\boxed{\\frac{14}{3}",
+    ]
     assert call("math_correctness", completions, ["\\frac{14}{3}"] * 4) == [2.0, 0.0, 0.0, 0.0]
 
 
@@ -117,9 +128,8 @@ def test_accuracy_and_r1_format():
     r1 = "<think>\n2 + 2\n</think>\n<answer>4</answer>"
     completions = [r1, "<answer>\\boxed{4}</answer>", "\\boxed{5}", "4"]
     assert call("accuracy", completions, ["4"] * 4) == [1.0, 1.0, 0.0, 0.0]
-    assert call("r1_format", [r1, " " + r1 + "\n", "<think>a</think>x<answer>4</answer>", r1 + r1, "<answer>4</answer>"]) == [
-        1.0, 1.0, 0.0, 0.0, 0.0,
-    ]  # fmt: skip
+    formats = [r1, " " + r1 + "\n", "<think>a</think>x<answer>4</answer>", r1 + r1, "<answer>4</answer>"]
+    assert call("r1_format", formats) == [1.0, 1.0, 0.0, 0.0, 0.0]
 
 
 def test_correctness_rewards_need_the_answer_column():
@@ -138,7 +148,9 @@ def test_verify_metrics_are_logged():
 
 def test_fixture_references_score_full_correctness():
     gsm8k = read_jsonl(DATA / "gsm8k_sample.jsonl")
-    assert call("gsm8k_correctness", [r["answer"] for r in gsm8k], [gsm8k_gold(r["answer"]) for r in gsm8k]) == [2.0] * 5
+    assert (
+        call("gsm8k_correctness", [r["answer"] for r in gsm8k], [gsm8k_gold(r["answer"]) for r in gsm8k]) == [2.0] * 5
+    )
     math = read_jsonl(DATA / "math_sample.jsonl")
     assert call("math_correctness", [r["solution"] for r in math], [r["answer"] for r in math]) == [2.0] * len(math)
 
@@ -172,28 +184,41 @@ def test_hostile_completions_score_zero_quickly_and_safely(name, tmp_path: Path)
 def test_format_rewards_are_linear_on_hostile_input(tmp_path: Path):
     completions = hostile_completions(tmp_path / "pwned")
     start = time.monotonic()
-    for name in ("gsm8k_strict_format", "gsm8k_soft_format", "gsm8k_xml_count", "gsm8k_int", "math_reasoning_steps", "r1_format"):
+    for name in (
+        "gsm8k_strict_format",
+        "gsm8k_soft_format",
+        "gsm8k_xml_count",
+        "gsm8k_int",
+        "math_reasoning_steps",
+        "r1_format",
+    ):
         assert all(0.0 <= v <= max_reward_of(get_reward(name)) for v in call(name, completions))
     assert time.monotonic() - start < 10
 
 
-@pytest.mark.skipif(not (SHARED / "math500" / "test.jsonl").exists(), reason="needs ../shared/data/math500 (not in a fresh clone)")
+@pytest.mark.skipif(
+    not (SHARED / "math500" / "test.jsonl").exists(), reason="needs ../shared/data/math500 (not in a fresh clone)"
+)
 def test_math500_reference_solutions_self_check():
     rows = read_jsonl(SHARED / "math500" / "test.jsonl")
     known = json.loads((DATA / "math500_known_mismatches.json").read_text())
     scores = call("math_correctness", [r["solution"] for r in rows], [r["answer"] for r in rows])
-    failed = {r["unique_id"] for r, s in zip(rows, scores) if s != 2.0}
+    failed = {r["unique_id"] for r, s in zip(rows, scores, strict=True) if s != 2.0}
     assert failed <= {k["unique_id"] for k in known["self"]}
     assert len(failed) <= 0.01 * len(rows)
 
-    pairs = [(i, (i + 1) % len(rows)) for i in range(len(rows)) if rows[i]["answer"] != rows[(i + 1) % len(rows)]["answer"]]
+    pairs = [
+        (i, (i + 1) % len(rows)) for i in range(len(rows)) if rows[i]["answer"] != rows[(i + 1) % len(rows)]["answer"]
+    ]
     crossed = call("math_correctness", [rows[i]["solution"] for i, _ in pairs], [rows[j]["answer"] for _, j in pairs])
-    accepted = {rows[i]["unique_id"] for (i, _), s in zip(pairs, crossed) if s != 0.0}
+    accepted = {rows[i]["unique_id"] for (i, _), s in zip(pairs, crossed, strict=True) if s != 0.0}
     assert accepted <= {k["unique_id"] for k in known["cross"]}
     assert len(accepted) <= 0.005 * len(pairs)
 
 
-@pytest.mark.skipif(not (SHARED / "gsm8k" / "test.jsonl").exists(), reason="needs ../shared/data/gsm8k (not in a fresh clone)")
+@pytest.mark.skipif(
+    not (SHARED / "gsm8k" / "test.jsonl").exists(), reason="needs ../shared/data/gsm8k (not in a fresh clone)"
+)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_gsm8k_reference_solutions_all_correct(split):
     rows = read_jsonl(SHARED / "gsm8k" / f"{split}.jsonl")

@@ -59,7 +59,10 @@ def test_dataset_rows_score_their_reference_solutions(capsys):
 
 
 def test_timeouts_are_counted(tmp_path: Path, capsys):
-    rows = [{"completion": "\\boxed{" + "{" * 300 + "1" + "}" * 300 + "}", "answer": "1"}, {"completion": "\\boxed{1}", "answer": "1"}]
+    rows = [
+        {"completion": "\\boxed{" + "{" * 300 + "1" + "}" * 300 + "}", "answer": "1"},
+        {"completion": "\\boxed{1}", "answer": "1"},
+    ]
     assert run("--task", "math", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows))) == 0
     captured = capsys.readouterr()
     assert [json.loads(line)["rewards"]["math_correctness"] for line in captured.out.splitlines()] == [0.0, 2.0]
@@ -82,7 +85,9 @@ def test_bad_input_errors_name_the_field_and_fix(tmp_path: Path):
     no_completion = write_jsonl(tmp_path / "a.jsonl", [{"answer": "1"}])
     with pytest.raises(ValueError, match="a.jsonl:1: no 'completion' field"):
         run("--task", "math", "--input", str(no_completion))
-    no_answer = write_jsonl(tmp_path / "b.jsonl", [{"completion": "\\boxed{1}", "answer": "1"}, {"completion": "\\boxed{1}"}])
+    no_answer = write_jsonl(
+        tmp_path / "b.jsonl", [{"completion": "\\boxed{1}", "answer": "1"}, {"completion": "\\boxed{1}"}]
+    )
     with pytest.raises(ValueError, match="b.jsonl:2: no gold 'answer' field"):
         run("--task", "gsm8k", "--input", str(no_answer))
     not_json = tmp_path / "c.jsonl"

@@ -38,7 +38,9 @@ def test_gsm8k_one_shot_and_plain_prompts():
     assert "<answer>\n7\n</answer>" in one_shot[2]["content"]
     plain = load_task("gsm8k", str(DATA / "gsm8k_sample.jsonl"), conversational=False, limit=2)
     assert len(plain) == 2
-    assert plain[0]["prompt"].startswith(GSM8K_SYSTEM_PROMPT + "\n\n") and plain[0]["prompt"].endswith(plain[0]["question"])
+    assert plain[0]["prompt"].startswith(GSM8K_SYSTEM_PROMPT + "\n\n") and plain[0]["prompt"].endswith(
+        plain[0]["question"]
+    )
 
 
 def test_math_loads_with_answer_field_and_instruction():
@@ -51,13 +53,18 @@ def test_math_loads_with_answer_field_and_instruction():
 
 
 def test_math_gold_falls_back_to_the_last_box(tmp_path: Path):
-    rows = [{"problem": "p", "solution": "so \\boxed{1} no, \\boxed{\\frac{1}{2}}"}, {"problem": "q", "solution": "\\boxed{3}", "answer": ""}]
+    rows = [
+        {"problem": "p", "solution": "so \\boxed{1} no, \\boxed{\\frac{1}{2}}"},
+        {"problem": "q", "solution": "\\boxed{3}", "answer": ""},
+    ]
     loaded = load_task("math", str(write_jsonl(tmp_path / "m.jsonl", rows)))
     assert loaded["answer"] == ["\\frac{1}{2}", "3"]
 
 
 def test_math_row_without_any_final_answer_is_an_error(tmp_path: Path):
-    path = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": "\\boxed{1}"}, {"problem": "q", "solution": "none"}])
+    path = write_jsonl(
+        tmp_path / "m.jsonl", [{"problem": "p", "solution": "\\boxed{1}"}, {"problem": "q", "solution": "none"}]
+    )
     with pytest.raises(ValueError, match="row 1 has no 'answer'"):
         load_task("math", str(path))
 

@@ -41,7 +41,14 @@ def test_quick_check_decides_only_plain_numerals(gold, answer, expected):
 
 
 def test_math_verify_semantics(verifier):
-    golds = ["\\frac{14}{3}", "\\left( 3, \\frac{\\pi}{2} \\right)", "\\text{Evelyn}", "1,-2", "\\frac{14}{3}", "(-2,1)"]
+    golds = [
+        "\\frac{14}{3}",
+        "\\left( 3, \\frac{\\pi}{2} \\right)",
+        "\\text{Evelyn}",
+        "1,-2",
+        "\\frac{14}{3}",
+        "(-2,1)",
+    ]
     answers = ["\\dfrac{14}{3}", "(3, \\pi/2)", "\\text{Evelyn}", "-2, 1", "4.5", "(1,-2)"]
     assert verifier.check(golds, answers) == [CORRECT, CORRECT, CORRECT, CORRECT, INCORRECT, INCORRECT]
 
@@ -66,7 +73,9 @@ def test_duplicates_are_checked_once_and_counted_each(verifier):
     assert verifier.counts[CORRECT] - before == 5
 
 
-@pytest.mark.parametrize("payload", ["9^{9^{9^{9}}}", "(10^{100})!", "100000000000!", "10^{10^{10^{10}}}", "{" * 300 + "1" + "}" * 300])
+@pytest.mark.parametrize(
+    "payload", ["9^{9^{9^{9}}}", "(10^{100})!", "100000000000!", "10^{10^{10^{10}}}", "{" * 300 + "1" + "}" * 300]
+)
 def test_pathological_answer_returns_within_timeout(verifier, payload):
     start = time.monotonic()
     assert verifier.check(["5"], [payload]) in ([TIMEOUT], [INCORRECT], [ERROR])
@@ -75,7 +84,9 @@ def test_pathological_answer_returns_within_timeout(verifier, payload):
 
 def test_timeout_works_off_the_main_thread(verifier):
     result: list = []
-    thread = threading.Thread(target=lambda: result.append(verifier.check(["5", "2"], ["9^{9^{9^{9}}}", "\\frac{4}{2}"])))
+    thread = threading.Thread(
+        target=lambda: result.append(verifier.check(["5", "2"], ["9^{9^{9^{9}}}", "\\frac{4}{2}"]))
+    )
     start = time.monotonic()
     thread.start()
     thread.join(TIMEOUT_S + 2 * SLACK_S)
@@ -120,7 +131,7 @@ def test_hostile_answers_run_no_code(verifier, tmp_path: Path):
     marker = tmp_path / "pwned"
     payloads = [
         f"__import__('os').system('touch {marker}')",
-        f"__import__(\"os\").system(\"touch {marker}\")",
+        f'__import__("os").system("touch {marker}")',
         f"\\text{{__import__('os').system('touch {marker}')}}",
         f"eval(\"__import__('os').system('touch {marker}')\")",
     ]
@@ -133,7 +144,7 @@ def test_workers_have_a_memory_cap(verifier):
     verifier.check(["2"], ["\\frac{4}{2}"])
     for pid in verifier.worker_pids:
         limits = Path(f"/proc/{pid}/limits").read_text()
-        line = next(l for l in limits.splitlines() if l.startswith("Max address space"))
+        line = next(row for row in limits.splitlines() if row.startswith("Max address space"))
         assert line.split()[3] == str(1536 * 1024 * 1024)
 
 
@@ -194,7 +205,9 @@ def test_concurrent_checks_from_several_threads(verifier):
     results: dict[int, list] = {}
 
     def work(k: int) -> None:
-        results[k] = verifier.check([f"\\frac{{{k}}}{{7}}", "\\sqrt{8}"], [f"\\dfrac{{{2 * k}}}{{14}}", f"{k}\\sqrt{{2}}"])
+        results[k] = verifier.check(
+            [f"\\frac{{{k}}}{{7}}", "\\sqrt{8}"], [f"\\dfrac{{{2 * k}}}{{14}}", f"{k}\\sqrt{{2}}"]
+        )
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(1, 5)]
     for thread in threads:

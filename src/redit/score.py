@@ -104,7 +104,7 @@ def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds
     best = get_reward(correctness).max_reward  # type: ignore[attr-defined]
     values = scores[correctness]
     n = len(values)
-    totals = [sum(column) for column in zip(*scores.values())]
+    totals = [sum(column) for column in zip(*scores.values(), strict=True)]
     lines = [
         f"rows: {n}",
         f"accuracy: {sum(v == best for v in values) / max(n, 1):.4f}",

@@ -118,14 +118,14 @@ class Verifier:
         """Check each ``answers[i]`` against ``golds[i]``; one status per pair."""
         if len(golds) != len(answers):
             raise ValueError(f"got {len(golds)} gold answers for {len(answers)} answers")
-        statuses: list[Status | None] = [self._precheck(g, a) for g, a in zip(golds, answers)]
+        statuses: list[Status | None] = [self._precheck(g, a) for g, a in zip(golds, answers, strict=True)]
         todo: dict[tuple[str, str], list[int]] = {}
         for i, status in enumerate(statuses):
             if status is None:
                 todo.setdefault((str(golds[i]), str(answers[i])), []).append(i)
         pairs = list(todo)
         with self._lock:
-            for pair, status in zip(pairs, self._run(pairs) if pairs else []):
+            for pair, status in zip(pairs, self._run(pairs) if pairs else [], strict=True):
                 for i in todo[pair]:
                     statuses[i] = status
             self.counts.update(statuses)
@@ -348,7 +348,9 @@ def _audit(event: str, args: tuple) -> None:
 
 def _writes(open_args: tuple) -> bool:
     _, mode, flags = open_args
-    return (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and bool(flags & _WRITE_FLAGS))
+    return (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+        isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+    )
 
 
 def _from_file(filename: object) -> bool:

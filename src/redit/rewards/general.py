@@ -1,4 +1,4 @@
-"""General math rewards (binary ``accuracy``, R1 ``<think>``/``<answer>`` format) and the helpers the task rewards share.
+"""General math rewards (binary ``accuracy``, R1 ``<think>``/``<answer>`` format) and helpers the task rewards share.
 
 Every text scan here is linear in the completion length (no backtracking regular expressions), so a 1 MB
 completion costs milliseconds; answers are checked by :mod:`redit.verify` in worker processes.
@@ -63,7 +63,7 @@ def score_answers(
     todo = [i for i, answer in enumerate(answers) if answer is not None]
     statuses = check_answers([golds[i] for i in todo], [answers[i] for i in todo]) if todo else []  # type: ignore[misc]
     rewards = [0.0] * len(answers)
-    for i, status in zip(todo, statuses):
+    for i, status in zip(todo, statuses, strict=True):
         rewards[i] = value if status == CORRECT else 0.0
     if log_metric is not None:
         log_metric("verify/timeouts", float(statuses.count(TIMEOUT)))

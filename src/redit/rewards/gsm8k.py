@@ -47,15 +47,18 @@ def gsm8k_int(prompts: list, completions: list, **kwargs: Any) -> list[float]:
 
 
 def is_strict_format(text: str) -> bool:
-    """Exactly ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>`` (optional final newline), tags once each."""
+    """Exactly ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>`` (final newline optional), tags once."""
     body = text.removesuffix("\n")
     head, tail, separator = "<reasoning>\n", "\n</answer>", "\n</reasoning>\n<answer>\n"
     if not (body.startswith(head) and body.endswith(tail)) or len(body) < len(head) + len(tail):
         return False
     middle = body[len(head) : len(body) - len(tail)]
-    return middle.count(separator) == 1 and all(
-        middle.count(tag) == 1 for tag in ("</reasoning>", "<answer>")
-    ) and "<reasoning>" not in middle and "</answer>" not in middle
+    return (
+        middle.count(separator) == 1
+        and all(middle.count(tag) == 1 for tag in ("</reasoning>", "<answer>"))
+        and "<reasoning>" not in middle
+        and "</answer>" not in middle
+    )
 
 
 @reward(max_reward=1.0)
@@ -65,7 +68,7 @@ def gsm8k_strict_format(prompts: list, completions: list, **kwargs: Any) -> list
 
 
 def is_soft_format(text: str) -> bool:
-    """Starts with ``<reasoning>``, then ``</reasoning>``, optional whitespace, ``<answer>``, and later ``</answer>``."""
+    """Starts with ``<reasoning>``, then ``</reasoning>``, whitespace, ``<answer>``, and later ``</answer>``."""
     if not text.startswith("<reasoning>"):
         return False
     middle = _SOFT_MIDDLE.search(text, len("<reasoning>"))

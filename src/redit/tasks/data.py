@@ -11,18 +11,22 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def read_rows(path_or_id: str, split: str = "train", hub_config: str | None = None) -> Dataset:
-    """Rows of a local file, of ``<dir>/<split>.{jsonl,json,parquet}``, or of a Hub dataset (``id`` or ``id:config``)."""
+    """Rows of a local file, of ``<dir>/<split>.{jsonl,json,parquet}``, or of a Hub dataset (``id``/``id:config``)."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         candidates = [path / f"{split}{suffix}" for suffix in SUFFIXES]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"no {split!r} split in {path}: expected one of {', '.join(c.name for c in candidates)}")
+            raise FileNotFoundError(
+                f"no {split!r} split in {path}: expected one of {', '.join(c.name for c in candidates)}"
+            )
         path = found
     if path.is_file():
         return _read_file(path)
     if _looks_local(path_or_id):
-        raise FileNotFoundError(f"data file not found: {path_or_id} (give a .jsonl/.json/.parquet file, a folder, or a Hub id)")
+        raise FileNotFoundError(
+            f"data file not found: {path_or_id} (give a .jsonl/.json/.parquet file, a folder, or a Hub id)"
+        )
     return _read_hub(path_or_id, split, hub_config)
 
 

@@ -24,7 +24,11 @@ def gold_answer(text: str) -> str:
 
 
 def load(
-    path_or_id: str, split: str = "train", limit: int | None = None, prompt_style: str | None = None, conversational: bool = True
+    path_or_id: str,
+    split: str = "train",
+    limit: int | None = None,
+    prompt_style: str | None = None,
+    conversational: bool = True,
 ) -> Dataset:
     """GSM8K rows with ``prompt``, ``answer`` (gold final answer), ``question`` and ``solution``."""
     rows = read_rows(path_or_id, split, hub_config="main" if path_or_id == "openai/gsm8k" else None)

@@ -1,4 +1,4 @@
-"""MATH / MATH-500: competition problems; the gold answer is the ``answer`` field or the solution's last ``\\boxed{}``."""
+"""MATH / MATH-500: competition problems; the gold is the ``answer`` field or the solution's last ``\\boxed{}``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ def _with_gold(row: dict[str, Any], index: int, source: str) -> dict[str, str]:
 
 
 def load(
-    path_or_id: str, split: str = "train", limit: int | None = None, prompt_style: str | None = None, conversational: bool = True
+    path_or_id: str,
+    split: str = "train",
+    limit: int | None = None,
+    prompt_style: str | None = None,
+    conversational: bool = True,
 ) -> Dataset:
     """MATH rows with ``prompt``, ``answer`` (gold final answer), ``problem`` and ``solution``."""
     rows = first(read_rows(path_or_id, split), limit)
@@ -40,6 +44,9 @@ def load(
     if "answer" not in rows.column_names:
         rows = rows.add_column("answer", [None] * len(rows))
     return rows.map(
-        lambda row, index: {"prompt": build_prompt(row["problem"], style, conversational), **_with_gold(row, index, path_or_id)},
+        lambda row, index: {
+            "prompt": build_prompt(row["problem"], style, conversational),
+            **_with_gold(row, index, path_or_id),
+        },
         with_indices=True,
     )
