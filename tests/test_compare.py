@@ -1,0 +1,119 @@
+"""`redit compare`: spec parsing, pairing, and a real 2-arm x 2-seed matrix on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from redit.cli import main
+from redit.experiments.runner import run_matrix
+from redit.experiments.spec import deep_merge, parse_spec
+from redit.presets import load_preset
+
+
+def tiny_spec(out: Path, arms: dict | None = None, seeds: int = 2) -> dict:
+    """The embedded default shrunk to seconds: 2 steps, a 5-step warm start, 16 held-out problems."""
+    spec = load_preset("compare-tiny")
+    spec["base"] = deep_merge(spec["base"], {
+        "model": {"tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1},
+                  "warm_start": {"steps": 5}},
+        "training": {"max_steps": 2, "per_device_train_batch_size": 16, "save_steps": 1},
+        "eval": {"every": 1, "limit": 16, "k": 2},
+    })
+    spec["arms"] = arms or {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}}}
+    return spec | {"output_dir": str(out), "seeds": seeds, "workers": 2}
+
+
+def test_arms_share_seeds_pairwise(tmp_path: Path) -> None:
+    spec = parse_spec(tiny_spec(tmp_path))
+    by_seed: dict[int, list] = {}
+    for request in spec.requests():
+        by_seed.setdefault(request.seed, []).append(request)
+    assert sorted(by_seed) == [0, 1]
+    for seed, requests in by_seed.items():
+        assert {r.arm for r in requests} == {"vanilla", "redit"}
+        assert all(r.raw["training"]["seed"] == seed for r in requests)
+        assert {r.raw["output_dir"] for r in requests} == {
+            str(tmp_path / "runs" / arm / f"seed{seed}") for arm in ("vanilla", "redit")
+        }
+    redit = next(r for r in spec.requests() if r.arm == "redit" and r.seed == 1)
+    assert redit.raw["dither"] == {"sigma": 0.1, "seed": 1}
+    assert redit.config().dither.sigma == 0.1
+
+
+def test_flags_override_the_spec(tmp_path: Path) -> None:
+    spec = parse_spec(tiny_spec(tmp_path), output_dir=str(tmp_path / "x"), seeds=3, max_steps=7, workers=1)
+    assert spec.seeds == [0, 1, 2] and spec.workers == 1 and spec.output_dir == tmp_path / "x"
+    assert all(r.config().training["max_steps"] == 7 for r in spec.requests())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"baseline": "nope"}, "spec.baseline"),
+        ({"arms": {}}, "spec.arms"),
+        ({"seeds": 0}, "spec.seeds"),
+        ({"colour": 1}, "spec: unknown key"),
+        ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, "dither.sigma"),
+        ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, "unknown reward"),
+    ],
+)
+def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        parse_spec(tiny_spec(tmp_path) | change)
+
+
+def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from redit.experiments.runner import check_keys
+
+    spec = parse_spec(tiny_spec(tmp_path))
+    requests = tmp_path / "requests"
+    requests.mkdir()
+    first = spec.requests()[0]
+    (requests / f"{first.arm}-seed{first.seed}.json").write_text(json.dumps({"key": "something-else"}))
+    with pytest.raises(ValueError, match="different config"):
+        check_keys(spec)
+
+
+@pytest.mark.slow
+def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "exp"
+    arms = {
+        "vanilla": {"dither": "off"},
+        "redit": {"dither": {"distribution": "gaussian", "sigma": 0.1}},
+        "broken": {"model": {"name_or_path": str(tmp_path / "no-such-model"), "warm_start": None}},
+    }
+    spec_file = tmp_path / "spec.yaml"
+    import yaml
+
+    spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
+    assert main(["compare", str(spec_file)]) == 1  # the broken arm fails, the others complete
+
+    for arm in ("vanilla", "redit"):
+        for seed in (0, 1):
+            run = out / "runs" / arm / f"seed{seed}"
+            assert (run / "DONE").exists()
+            steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+            assert steps == [1, 2]
+            assert [json.loads(line)["step"] for line in (run / "eval.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert (out / "runs" / "broken" / "seed0" / "error.txt").read_text().startswith("exit code")
+    for name in ("summary.json", "report.md", "report.html", "plots/accuracy_greedy.png", "plots/grad_norm.png",
+                 "plots/reward_clean.png", "plots/frac_zero_std_clean.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"]["ok"] == 4 and len(summary["runs"]["failed"]) == 2
+    sigma = [json.loads(x)["sigma"] for x in (out / "runs/redit/seed0/metrics.jsonl").read_text().splitlines()]
+    assert sigma == pytest.approx([0.1, 0.1])
+
+    # Rerunning skips every finished run and only retries the failed ones.
+    logs = {p.name: p.stat().st_size for p in (out / "logs").iterdir()}
+    outcomes = run_matrix(parse_spec(tiny_spec(out, arms)), show_progress=False)
+    status = {(o.request.arm, o.request.seed): o.status for o in outcomes}
+    assert {k: v for k, v in status.items() if k[0] != "broken"} == {
+        (arm, seed): "skipped" for arm in ("vanilla", "redit") for seed in (0, 1)
+    }
+    assert status[("broken", 0)] == "failed"
+    assert all((out / "logs" / name).stat().st_size == size for name, size in logs.items() if "broken" not in name)
