@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from redit.cli import main
 from redit.config import apply_overrides, load_config, parse_config
 from redit.dither import DitherConfig
 from redit.presets import TINY_TRAIN
@@ -180,3 +181,13 @@ def test_unknown_reward_fails_before_training(tmp_path: Path) -> None:
         train(config("--rewards=[exact]", output_dir=str(tmp_path / "run")))
     with pytest.raises(ValueError, match="rewards: cannot import 'no.such.module:fn'"):
         train(config("--rewards=['no.such.module:fn']", output_dir=str(tmp_path / "run")))
+
+
+def test_cli_reports_bad_input_without_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", f"--output_dir={tmp_path / 'run'}", "--dither.sigma=-1"]) == 2
+    assert "redit train: error: dither.sigma must be a finite number >= 0" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("{}\n")
+    assert main(["train", f"--output_dir={tmp_path / 'run'}"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == "{}\n"

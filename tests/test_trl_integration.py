@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from redit.callbacks import read_jsonl
+from redit.cli import main
 from redit.config import load_config
 from redit.dither import Dither, DitherConfig
 from redit.integrations.trl import ReditRewards, frac_constant_groups, group_ids
@@ -238,7 +239,9 @@ def run(out: Path, *overrides: str, resume: bool = False) -> Path:
 
 @pytest.mark.slow
 def test_grpo_run_writes_metrics_eval_config_and_done(cache: Path, tmp_path: Path) -> None:
-    out = run(tmp_path / "run", "--training.max_steps=3", "--eval.every=2", "--eval.limit=8")
+    out = tmp_path / "run"
+    overrides = [f"--output_dir={out}", *FAST, "--training.max_steps=3", "--eval.every=2", "--eval.limit=8"]
+    assert main(["train", *overrides]) == 0
     records = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     for record in records:
