@@ -7,7 +7,7 @@ so that machine drift hits both alike; the first step of each block is dropped (
 ``on_step_begin`` to ``on_step_end`` (generation, rewards, forward/backward, optimizer). Also times the wrapper alone:
 one call of the wrapped reward vs the raw reward on 64 completions (dithering, clean-metric logging, group stats).
 
-    python benchmarks/bench_dither_overhead.py [--steps 4] [--repeats 8] [--calls 2000]
+    python benchmarks/bench_dither_overhead.py [--steps 6] [--repeats 16] [--calls 2000]
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def wrapper_overhead_us(calls: int, n: int = 64) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=4, help="steps per block (the first is dropped)")
-    parser.add_argument("--repeats", type=int, default=8, help="blocks per variant")
+    parser.add_argument("--steps", type=int, default=6, help="steps per block (the first is dropped)")
+    parser.add_argument("--repeats", type=int, default=16, help="blocks per variant")
     parser.add_argument("--calls", type=int, default=2000, help="wrapper microbenchmark calls per round")
     options = parser.parse_args()
     warnings.filterwarnings("ignore")
