@@ -71,6 +71,7 @@ def test_dither_max_steps_follows_training_unless_given() -> None:
         (["--training.max_steps=null", "--dither.schedule=linear"], r"dither.schedule 'linear' needs the run length"),
         (["--training.max_steps=null", "--dither.schedule=reverse_sqrt"], r"dither.schedule 'reverse_sqrt' needs"),
         (["--training.max_steps=0"], r"training.max_steps must be a positive integer"),
+        (["--dither.max_steps=-5", "--dither.schedule=linear"], r"dither.max_steps must be a positive integer"),
         (["--training.lr=0.1"], r"training: unknown GRPOConfig field\(s\) \['lr'\]"),
         (["--training.output_dir=x"], r"training.output_dir: set the top-level output_dir"),
         (["--model.size=3"], r"model: unknown key\(s\) \['size'\]"),

@@ -92,6 +92,9 @@ class DitherConfig:
             raise ValueError(f"dither.granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"dither.seed must be an integer, got {self.seed!r}")
+        steps = self.max_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
+            raise ValueError(f"dither.max_steps must be a positive integer, got {steps!r}")
         schedule = self.make_schedule()
         if schedule.needs_max_steps and not self.max_steps:
             raise ValueError(
