@@ -21,7 +21,8 @@ from redit.dither import Dither, DitherConfig
 from redit.integrations.trl import ReditRewards, frac_constant_groups, group_ids
 from redit.presets import TINY_TRAIN
 from redit.rewards.base import reward
-from redit.train import train
+from redit.tasks import load_task
+from redit.train import build_trainer, train
 
 
 @reward(max_reward=1.0)
@@ -284,6 +285,21 @@ def test_resume_reproduces_the_uninterrupted_run(cache: Path, tmp_path: Path) ->
         assert after["loss"] == pytest.approx(before["loss"], abs=1e-6)
     assert read_jsonl(out / "eval.jsonl") == evals
     assert (out / "DONE").exists() and any((out / "tensorboard").iterdir())
+
+
+@pytest.mark.slow
+def test_trl_evaluation_rewards_stay_clean(cache: Path, tmp_path: Path) -> None:
+    """TRL's own evaluation loop (model in eval mode) scores the clean rewards, after training with noise."""
+    config = load_config(None, [f"--output_dir={tmp_path}", *FAST, "--training.max_steps=1", "--eval.every=0",
+                                "--training.per_device_eval_batch_size=16"], default=TINY_TRAIN)
+    trainer, _ = build_trainer(config)
+    trainer.train()
+    heldout = load_task("arithmetic", None, split="test", limit=8, conversational=False, **config.data.params)
+    metrics = trainer.evaluate(eval_dataset=heldout)
+    assert metrics["eval_redit/sigma"] == 0.0
+    assert metrics["eval_reward"] == pytest.approx(metrics["eval_redit/reward_clean"], abs=1e-7)
+    assert metrics["eval_frac_reward_zero_std"] == metrics["eval_redit/frac_zero_std_clean"]
+    assert read_jsonl(tmp_path / "metrics.jsonl")[0]["sigma"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow
