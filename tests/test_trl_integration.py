@@ -191,6 +191,14 @@ def test_non_finite_values_name_the_function(bad: float) -> None:
         Harness(ReditRewards([broken], DitherConfig(sigma=0.1)))(0, PROMPTS, COMPLETIONS)
 
 
+def test_non_numbers_name_the_function() -> None:
+    def wordy(prompts: list[str], completions: list[str], **_: Any) -> list[Any]:
+        return ["correct"] * len(completions)
+
+    with pytest.raises(ValueError, match="reward function 'wordy' returned a non-number"):
+        Harness(ReditRewards([wordy], DitherConfig(sigma=0.1)))(0, PROMPTS, COMPLETIONS)
+
+
 def test_ratio_needs_max_reward() -> None:
     def unbounded(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
         return [0.0] * len(completions)
@@ -293,8 +301,10 @@ def test_trl_evaluation_rewards_stay_clean(cache: Path, tmp_path: Path) -> None:
     config = load_config(None, [f"--output_dir={tmp_path}", *FAST, "--training.max_steps=1", "--eval.every=0",
                                 "--training.per_device_eval_batch_size=16"], default=TINY_TRAIN)
     trainer, _ = build_trainer(config)
-    trainer.train()
     heldout = load_task("arithmetic", None, split="test", limit=8, conversational=False, **config.data.params)
+    before = trainer.evaluate(eval_dataset=heldout)  # bound at construction: works before train() too
+    assert before["eval_redit/sigma"] == 0.0
+    trainer.train()
     metrics = trainer.evaluate(eval_dataset=heldout)
     assert metrics["eval_redit/sigma"] == 0.0
     assert metrics["eval_reward"] == pytest.approx(metrics["eval_redit/reward_clean"], abs=1e-7)

@@ -60,6 +60,10 @@ class _Binding(TrainerCallback):
     def __init__(self, owner: ReditRewards):
         self.owner = owner
 
+    def on_init_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        """Bind as soon as the trainer exists, so ``trainer.evaluate()`` works before ``train()`` too."""
+        self.on_train_begin(args, state, control, model=model)
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         self.owner.bind(
             model=model,
@@ -108,7 +112,7 @@ class ReditRewards:
         group_size: int | None = None,
         aggregation: str = "sum_then_normalize",
     ) -> None:
-        """Attach trainer facts (the callback calls this at ``on_train_begin``)."""
+        """Attach trainer facts (the callback calls this when the trainer is built and when training starts)."""
         if weights is not None and len(weights) != len(self.originals):
             raise ValueError(
                 f"training.reward_weights has {len(weights)} values but there are {len(self.originals)} reward functions"
@@ -193,8 +197,11 @@ def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torc
     values = list(values)
     if len(values) != expected:
         raise ValueError(f"reward function '{name}' returned {len(values)} values for {expected} completions")
-    out = torch.tensor([math.nan if v is None else float(v) for v in values], dtype=torch.float32)
-    bad = [values[i] for i in range(expected) if values[i] is not None and not math.isfinite(float(values[i]))]
+    try:
+        out = torch.tensor([math.nan if v is None else float(v) for v in values], dtype=torch.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"reward function '{name}' returned a non-number ({error}); return floats or None") from None
+    bad = [v for v, x in zip(values, out.tolist()) if v is not None and not math.isfinite(x)]
     if bad:
         raise ValueError(f"reward function '{name}' returned non-finite values {bad[:3]}; return a number or None")
-    return out
+    return out.float()
