@@ -192,3 +192,11 @@ def test_cli_reports_bad_input_without_training(tmp_path: Path, capsys: pytest.C
     assert main(["train", f"--output_dir={tmp_path / 'run'}"]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path: Path) -> None:
+    """Plain YAML 1.1 reads ``5e-6`` as a string, which TRL would only reject at its first optimizer step."""
+    path = tmp_path / "run.yaml"
+    path.write_text("output_dir: out\nrewards: [exact_answer]\ntraining: {learning_rate: 5e-6}\n")
+    assert load_config(path, []).training["learning_rate"] == 5e-6
+    assert load_config(path, ["--training.learning_rate=2E-5"]).training["learning_rate"] == 2e-5

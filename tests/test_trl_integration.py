@@ -38,11 +38,13 @@ def length(prompts: list[str], completions: list[str], **_: Any) -> list[float |
 class Harness:
     """Calls wrapped rewards the way TRL's ``GRPOTrainer._calculate_rewards`` does, collecting ``log_metric``."""
 
-    def __init__(self, redit: ReditRewards, rank: int = 0, weights: list[float] | None = None, group_size: int = 4):
+    def __init__(self, redit: ReditRewards, rank: int = 0, weights: list[float] | None = None, group_size: int = 4,
+                 scale_rewards: str = "group"):
         self.redit, self.model = redit, SimpleNamespace(training=True)
         self.logs: dict[str, float] = {}
         args = SimpleNamespace(process_index=rank, reward_weights=weights, num_generations=group_size,
-                               multi_objective_aggregation="sum_then_normalize")
+                               multi_objective_aggregation="sum_then_normalize", scale_rewards=scale_rewards,
+                               per_device_train_batch_size=12, steps_per_generation=1)
         redit.callback.on_train_begin(args, SimpleNamespace(global_step=0), None, model=self.model)
 
     def __call__(self, step: int, prompts: list[str], completions: list[str]) -> list[list[float | None]]:

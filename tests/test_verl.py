@@ -205,3 +205,25 @@ def test_missing_group_ids_or_step_fail_with_the_fix():
     estimator = get_adv_estimator_fn("grpo_redit")
     with pytest.raises(RuntimeError, match="SkipManager.set_step"):
         estimator(batch.batch["token_level_rewards"], batch.batch["response_mask"], index=np.arange(8), config=config)
+
+
+def test_noise_modes_through_verl():
+    """std_floor: a noise-only group's advantages are (ε - mean ε) / floor; flat_only leaves mixed groups clean."""
+    rewards = torch.tensor([1.0] * 8 + [1.0, 0, 0, 0, 1, 1, 0, 0])
+    batch = make_batch([8, 8], rewards=rewards)
+    uids = batch.non_tensor_batch["uid"]
+    floor = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05",
+                           "+algorithm.redit_mode=std_floor", "+algorithm.redit_std_floor=0.5").algorithm
+    plain = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05").algorithm
+    flat = per_completion(batch, advantages(batch, "grpo_redit", floor))[uids == "uid-0"]
+    faithful = per_completion(batch, advantages(batch, "grpo_redit", plain))[uids == "uid-0"]
+    torch.testing.assert_close(flat * 0.5, faithful * flat.std() * 0.5 / faithful.std(), atol=1e-4, rtol=1e-3)
+    assert flat.std().item() < 0.2 < faithful.std().item()
+    only = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05",
+                          "+algorithm.redit_mode=flat_only").algorithm
+    mixed = uids == "uid-1"
+    expected = per_completion(batch, advantages(batch, "grpo", only))[mixed]
+    torch.testing.assert_close(per_completion(batch, advantages(batch, "grpo_redit", only))[mixed], expected,
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="rloo takes algorithm.redit_mode=faithful"):
+        advantages(batch, "rloo_redit", only)

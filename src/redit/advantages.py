@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from redit.dither import Dither
+from redit.dither import Dither, DitherConfig
 
 Scale = Literal["group", "batch", "none"]
 SCALES = ("group", "batch", "none")
@@ -116,14 +116,17 @@ def normalize(
     epsilon: float,
     unbiased_std: bool,
     singleton_std: float = 0.0,
+    std_floor: float = 0.0,
 ) -> torch.Tensor:
     """GRPO's scaling: ``centred / (std + epsilon)`` with the std of each group (``"group"``), of the whole batch
-    (``"batch"``), or no scaling (``"none"``). ``singleton_std`` stands in for a lone completion's group std."""
+    (``"batch"``), or no scaling (``"none"``). ``singleton_std`` stands in for a lone completion's group std;
+    a group std below ``std_floor`` is raised to it."""
     if scale == "none":
         return centred
     if scale == "group":
         std = groups.std(rewards, unbiased_std)[groups.inverse]
         std = torch.where(groups.counts[groups.inverse] == 1, torch.full_like(std, singleton_std), std)
+        std = std.clamp(min=std_floor)
     elif scale == "batch":
         std = rewards.std(correction=int(unbiased_std)) if rewards.numel() > 1 else rewards.new_zeros(())
         std = std.expand_as(rewards)
@@ -143,17 +146,83 @@ def grpo(
     key: tuple[int, ...] = (),
     r_max: float | None = None,
 ) -> AdvantageOutput:
-    """GRPO: ``(r - group mean) / (std + ε)``; ``scale`` picks the std (``"none"`` is Dr. GRPO)."""
+    """GRPO: ``(r - group mean) / (std + ε)``; ``scale`` picks the std (``"none"`` is Dr. GRPO).
+
+    With a dither whose ``mode`` is not ``faithful``, the mode sets how noise meets the group normalisation
+    (:func:`mode_advantages`; group scaling only)."""
     batch = _prepare(rewards, group_ids, convention, dither, step, key, r_max)
-    conv, groups, noisy = batch.convention, batch.groups, batch.noisy
-    centred = noisy - group_baseline(noisy, groups, conv)
-    singleton_std = 1.0 if conv.singleton_baseline == "zero" else 0.0
+    conv = batch.convention
+    if dither is not None and dither.config.shapes_advantages:
+        if scale != "group":
+            raise ValueError(f"dither.mode={dither.config.mode} replaces group scaling; it needs scale='group'")
+        return batch.output(mode_advantages(batch.clean, batch.noisy - batch.clean, batch.groups, conv,
+                                            dither.config, batch.stats["sigma"]))
+    centred = batch.noisy - group_baseline(batch.noisy, batch.groups, conv)
     return batch.output(
         normalize(
-            centred, noisy, groups, scale=scale, epsilon=conv.epsilon, unbiased_std=conv.unbiased_std,
-            singleton_std=singleton_std,
+            centred, batch.noisy, batch.groups, scale=scale, epsilon=conv.epsilon, unbiased_std=conv.unbiased_std,
+            singleton_std=_singleton_std(conv),
         )
     )
+
+
+def _faithful_only(dither: Dither | None, estimator: str) -> None:
+    if dither is not None and dither.config.shapes_advantages:
+        raise ValueError(f"dither.mode={dither.config.mode} applies to GRPO's group normalisation; {estimator} "
+                         "takes dither.mode=faithful")
+
+
+def _singleton_std(convention: Convention) -> float:
+    return 1.0 if convention.singleton_baseline == "zero" else 0.0
+
+
+def mode_advantages(
+    clean: torch.Tensor, noise: torch.Tensor, groups: Groups, convention: Convention, config: DitherConfig, sigma: float
+) -> torch.Tensor:
+    """Group-normalised advantages under a noise mode. With ``d`` the group std, ``G`` the group size, for a
+    noise-only group (clean rewards all equal) and a mixed one:
+
+    * ``faithful``: ``(r̃ - mean) / (std(r̃) + ε)``. Noise-only group: pure-noise advantages of unit variance
+      whatever σ, zero expected gradient but full-size variance. Mixed: the noise inflates the std, shrinking the
+      signal by ≈ d / √(d² + σ²) (unbiased only before the std division).
+    * ``std_floor``: ``(r̃ - mean) / (max(std(r̃), floor) + ε)``. Noise-only group: zero mean, variance
+      ≈ σ² (1 - 1/G) / floor² while σ < floor. Mixed groups with std ≥ floor: as ``faithful``.
+    * ``flat_only``: mixed groups get the clean GRPO advantage (no noise, no bias); noise-only groups get
+      ``flat_scale · (ε - mean ε) / σ``: zero mean, variance flat_scale² (1 - 1/G), independent of σ.
+    """
+    noisy = clean + noise
+    if config.mode == "flat_only":
+        clean_adv = normalize(clean - group_baseline(clean, groups, convention), clean, groups, scale="group",
+                              epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
+                              singleton_std=_singleton_std(convention))
+        flat_adv = config.flat_scale * (noise - groups.mean(noise)[groups.inverse]) / max(sigma, 1e-12)
+        return torch.where(groups.all_equal(clean), flat_adv, clean_adv)
+    floor = config.std_floor if config.mode == "std_floor" else 0.0
+    return normalize(noisy - group_baseline(noisy, groups, convention), noisy, groups, scale="group",
+                     epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
+                     singleton_std=_singleton_std(convention), std_floor=floor)
+
+
+def adaptive_sigma(clean: torch.Tensor, groups: Groups, convention: Convention, config: DitherConfig) -> float:
+    """σ for this batch (``std_floor`` mode): the σ at which the noise-only groups' expected advantage energy is
+    ``target`` times the mixed groups' clean advantage energy, ``σ² = target · floor² · S / F`` with
+    ``S = Σ_mixed A²`` and ``F = Σ_noise-only (1 - 1/G)``, clipped to ``[sigma_min, sigma_max]``
+    (``sigma_max`` when every group is flat, ``sigma_min`` when none is). A pure function of the clean rewards,
+    so reproducible from the seed."""
+    bounds = config.adaptive
+    flat = groups.all_equal(clean)
+    if not flat.any():
+        return float(bounds["sigma_min"])
+    if flat.all():
+        return float(bounds["sigma_max"])
+    clean_adv = normalize(clean - group_baseline(clean, groups, convention), clean, groups, scale="group",
+                          epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
+                          singleton_std=_singleton_std(convention), std_floor=config.std_floor)
+    signal = (clean_adv[~flat] ** 2).sum().item()
+    sizes = groups.counts[groups.inverse].to(clean.dtype)
+    flat_weight = (1.0 - 1.0 / sizes[flat]).sum().item()
+    sigma = config.std_floor * math.sqrt(bounds["target"] * signal / max(flat_weight, 1e-12))
+    return float(min(max(sigma, bounds["sigma_min"]), bounds["sigma_max"]))
 
 
 def dr_grpo(
@@ -183,6 +252,7 @@ def rloo(
     r_max: float | None = None,
 ) -> AdvantageOutput:
     """RLOO: ``r_i - mean of the other rewards in the group`` = ``k/(k-1) · (r_i - group mean)``."""
+    _faithful_only(dither, "rloo")
     batch = _prepare(rewards, group_ids, convention, dither, step, key, r_max)
     groups, noisy = batch.groups, batch.noisy
     k = groups.counts[groups.inverse].to(noisy.dtype)
@@ -204,6 +274,7 @@ def reinforce_pp_baseline(
     """REINFORCE++-baseline: ``r - group mean``, then whitened over the batch with the unbiased variance and
     ``WHITEN_EPSILON``. ``weights`` (e.g. response lengths) weight each completion in the batch statistics, as
     verl does by whitening over tokens."""
+    _faithful_only(dither, "reinforce_pp_baseline")
     batch = _prepare(rewards, group_ids, convention, dither, step, key, r_max)
     centred = batch.noisy - group_baseline(batch.noisy, batch.groups, batch.convention)
     w = torch.ones_like(centred) if weights is None else torch.as_tensor(weights).to("cpu", torch.float64).flatten()
@@ -223,6 +294,7 @@ class _Batch:
 
     convention: Convention
     groups: Groups
+    clean: torch.Tensor
     noisy: torch.Tensor
     stats: dict[str, float]
     dtype: torch.dtype
@@ -250,17 +322,19 @@ def _prepare(
     if not torch.isfinite(clean).all():
         raise ValueError("rewards must be finite; drop or score unscorable completions before computing advantages")
     groups = Groups.from_ids(group_ids, clean.numel())
+    conv = _convention(convention)
     sigma, noise = 0.0, torch.zeros_like(clean)
     if dither is not None:
-        sigma = dither.sigma(step, r_max)
-        noise = dither.noise(clean.numel(), step, key, r_max).to(torch.float64)
+        adaptive = dither.config.adaptive is not None
+        sigma = adaptive_sigma(clean, groups, conv, dither.config) if adaptive else dither.sigma(step, r_max)
+        noise = sigma * dither.unit(clean.numel(), step, key).to(torch.float64)
     stats = {
         "zero_std_frac": groups.all_equal(clean).double().mean().item() if clean.numel() else 0.0,
         "sigma": float(sigma),
         "noise_std": noise.std().item() if noise.numel() > 1 else 0.0,
     }
     dtype = rewards.dtype if rewards.is_floating_point() else torch.get_default_dtype()
-    return _Batch(_convention(convention), groups, clean + noise, stats, dtype, rewards.device)
+    return _Batch(conv, groups, clean, clean + noise, stats, dtype, rewards.device)
 
 
 def _convention(convention: str | Convention) -> Convention:

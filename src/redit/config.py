@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 
 from redit.dither import DitherConfig
@@ -19,6 +21,22 @@ from redit.dither import DitherConfig
 SECTIONS = ("output_dir", "model", "data", "rewards", "training", "dither", "eval")
 # TRL defaults that changed since the paper's TRL 0.15.2 and change what the noise does: always written out.
 NOISE_RELEVANT_TRAINING_KEYS = ("scale_rewards", "loss_type", "beta", "num_generations", "max_grad_norm")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, but ``5e-6`` is a float (as in YAML 1.2), not the string '5e-6'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML safely, reading exponent floats such as ``5e-6`` as numbers."""
+    return yaml.load(text, Loader=_Loader)
 
 
 @dataclass
@@ -87,7 +105,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping of sections {SECTIONS}")
     return data
@@ -110,7 +128,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ValueError(f"override '{item}': '{part}' is not a section")
             node = child
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_yaml(value)
     return raw
 
 
@@ -167,6 +185,10 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     )
     if not config.rewards:
         raise ValueError("rewards: list at least one reward (e.g. rewards: [exact_answer])")
+    dither = config.dither
+    if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
+        raise ValueError(f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none "
+                         "(or leave it out)")
     return config
 
 

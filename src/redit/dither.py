@@ -25,6 +25,8 @@ NoiseFn = Callable[[int, torch.Generator], torch.Tensor]
 
 DISTRIBUTIONS = ("gaussian", "uniform", "laplace")
 GRANULARITIES = ("per_function", "total")
+MODES = ("faithful", "std_floor", "flat_only")
+"""How noise meets GRPO's group normalisation (see :func:`redit.advantages.mode_advantages`)."""
 Granularity = Literal["per_function", "total"]
 
 
@@ -58,6 +60,12 @@ class DitherConfig:
     ``granularity``: ``per_function`` draws one noise per completion for each reward function (the authors' code);
     ``total`` draws once per completion on the weighted total. ``max_steps`` is needed by schedules that look at
     the end of training (``linear``, ``cosine`` and every ``reverse_*``).
+
+    ``mode`` (beyond the paper): ``faithful`` adds the noise before GRPO's normalisation, as the paper does;
+    ``std_floor`` normalises each group by ``max(std, std_floor)``, so a noise-only group gets advantages of size
+    ≈ σ/std_floor instead of 1; ``flat_only`` leaves groups with distinct clean rewards noise-free and gives groups
+    whose clean rewards are all equal the advantages ``flat_scale · (ε - mean ε) / σ``. ``adaptive`` (``std_floor``
+    only) sets σ each step from the batch: ``{target, sigma_min, sigma_max}``, see :func:`redit.advantages.adaptive_sigma`.
     """
 
     distribution: str | NoiseFn = "gaussian"
@@ -68,6 +76,10 @@ class DitherConfig:
     granularity: Granularity = "per_function"
     seed: int = 0
     max_steps: int | None = None
+    mode: str = "faithful"
+    std_floor: float = 0.5
+    flat_scale: float = 0.1
+    adaptive: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -95,11 +107,37 @@ class DitherConfig:
         steps = self.max_steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
             raise ValueError(f"dither.max_steps must be a positive integer, got {steps!r}")
+        self._validate_mode()
         schedule = self.make_schedule()
         if schedule.needs_max_steps and not self.max_steps:
             raise ValueError(
                 f"dither.schedule '{self.schedule}' needs the run length: set training.max_steps (or dither.max_steps)"
             )
+
+    def _validate_mode(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"dither.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for key in ("std_floor", "flat_scale"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"dither.{key} must be a finite number > 0, got {value!r}")
+        if self.adaptive is None:
+            return
+        if self.mode != "std_floor":
+            raise ValueError("dither.adaptive needs dither.mode=std_floor (elsewhere σ does not set the noise's weight)")
+        allowed = {"target", "sigma_min", "sigma_max"}
+        if not isinstance(self.adaptive, dict) or set(self.adaptive) != allowed:
+            raise ValueError(f"dither.adaptive must give exactly {sorted(allowed)}, got {self.adaptive!r}")
+        low, high, target = (self.adaptive[k] for k in ("sigma_min", "sigma_max", "target"))
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high, target)):
+            raise ValueError(f"dither.adaptive values must be finite numbers, got {self.adaptive!r}")
+        if not 0 <= low <= high or target <= 0:
+            raise ValueError(f"dither.adaptive needs 0 <= sigma_min <= sigma_max and target > 0, got {self.adaptive!r}")
+
+    @property
+    def shapes_advantages(self) -> bool:
+        """Whether redit computes GRPO's normalisation itself (every mode but ``faithful``)."""
+        return self.mode != "faithful"
 
     def make_schedule(self) -> Schedule:
         return make_schedule(self.schedule, **dict(self.schedule_params))
@@ -145,6 +183,8 @@ class Dither:
 
     def noise(self, n: int, step: int, key: tuple[int, ...] = (), r_max: float | None = None) -> torch.Tensor:
         """``n`` noise values for ``step``; ``key`` separates draws within a step (call, rank, function, ...)."""
-        sigma = self.sigma(step, r_max)
-        generator = keyed_generator(self.config.seed, step, *key)
-        return sigma * unit_noise(self.config.distribution, n, generator)
+        return self.sigma(step, r_max) * self.unit(n, step, key)
+
+    def unit(self, n: int, step: int, key: tuple[int, ...] = ()) -> torch.Tensor:
+        """The unit-variance draws behind :meth:`noise` (for callers that set σ themselves)."""
+        return unit_noise(self.config.distribution, n, keyed_generator(self.config.seed, step, *key))

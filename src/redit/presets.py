@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-import yaml
+from redit.config import parse_yaml
 
 
 def preset_names() -> list[str]:
@@ -16,7 +16,7 @@ def load_preset(name: str) -> dict[str, Any]:
     """The raw mapping of preset ``name`` (e.g. ``tiny-cpu``)."""
     if name not in preset_names():
         raise ValueError(f"unknown preset '{name}'; shipped presets: {', '.join(preset_names())}")
-    return yaml.safe_load(resources.files("redit.configs").joinpath(f"{name}.yaml").read_text())
+    return parse_yaml(resources.files("redit.configs").joinpath(f"{name}.yaml").read_text())
 
 
 TINY_TRAIN = load_preset("tiny-cpu")

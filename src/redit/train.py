@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config
+from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config, parse_yaml
 from redit.presets import TINY_TRAIN
 
 CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
@@ -85,6 +85,8 @@ def grpo_args(config: RunConfig) -> Any:
     defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
     if not torch.cuda.is_available():
         defaults |= CPU_TRAINING_DEFAULTS
+    if config.dither is not None and config.dither.shapes_advantages:
+        training["scale_rewards"] = "none"  # TRL only subtracts the (zero) group mean of redit's advantages
     return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
@@ -113,7 +115,7 @@ def prepare_output_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path
 
 
 def _check_resume_config(out: Path, resolved: dict[str, Any]) -> None:
-    changed = _diff(yaml.safe_load((out / "config.yaml").read_text()), resolved)
+    changed = _diff(parse_yaml((out / "config.yaml").read_text()), resolved)
     if changed:
         raise ValueError(f"--resume: the config differs from the saved run's in {changed}; resume with the same config")
 

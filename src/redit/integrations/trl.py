@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from redit.advantages import CONVENTIONS, Groups, adaptive_sigma, mode_advantages
 from redit.dither import Dither, DitherConfig
 from redit.rewards.base import max_reward_of, reward_name
 
@@ -71,6 +72,8 @@ class _Binding(TrainerCallback):
             weights=args.reward_weights,
             group_size=args.num_generations,
             aggregation=getattr(args, "multi_objective_aggregation", "sum_then_normalize"),
+            scale_rewards=args.scale_rewards,
+            local_batch=args.per_device_train_batch_size * args.steps_per_generation,
         )
 
 
@@ -111,12 +114,16 @@ class ReditRewards:
         weights: Sequence[float] | None = None,
         group_size: int | None = None,
         aggregation: str = "sum_then_normalize",
+        scale_rewards: str = "group",
+        local_batch: int | None = None,
     ) -> None:
         """Attach trainer facts (the callback calls this when the trainer is built and when training starts)."""
         if weights is not None and len(weights) != len(self.originals):
             raise ValueError(
                 f"training.reward_weights has {len(weights)} values but there are {len(self.originals)} reward functions"
             )
+        if self.shapes_advantages:
+            _check_shaping(self.dither.config.mode, weights, aggregation, scale_rewards, local_batch, group_size)
         if self.dither is not None and self.dither.config.granularity == "total":
             if aggregation != "sum_then_normalize":
                 raise ValueError(
@@ -126,6 +133,11 @@ class ReditRewards:
                 raise ValueError("dither.granularity=total adds noise through the last reward, whose weight is 0")
         self._model, self._rank, self._group_size = model, rank, group_size
         self._weights = torch.ones(len(self.originals)) if weights is None else torch.tensor(weights, dtype=torch.float)
+
+    @property
+    def shapes_advantages(self) -> bool:
+        """Whether the dither mode computes GRPO's normalisation here (TRL then runs with ``scale_rewards="none"``)."""
+        return self.dither is not None and self.dither.config.shapes_advantages
 
     def sigma_total(self, step: int) -> float:
         """Std of the noise on the weighted total reward at ``step`` (0 without dithering)."""
@@ -162,12 +174,46 @@ class ReditRewards:
         training = bool(self._model.training)
         if index == 0 and training:
             self._call = (step, self._call[1] + 1 if self._call[0] == step else 0)
-        noisy = clean
-        if training and self.dither is not None:
-            noisy = clean + self._noise(index, step, len(completions))
+        dithering = training and self.dither is not None
+        out = clean + self._noise(index, step, len(completions)) if dithering and not self.shapes_advantages else clean
         if index == len(self.originals) - 1:
-            self._log(prompts, step, kwargs.get("log_metric"))
-        return [None if math.isnan(v) else v for v in noisy.tolist()]
+            total = self._clean_total()
+            groups = group_ids(prompts, self._group_size or len(prompts))
+            sigma = self.sigma_total(step) if dithering else 0.0
+            if dithering and self.shapes_advantages:
+                out, sigma = self._shaped(total, groups, step)
+            self._log(total, groups, sigma, kwargs.get("log_metric"))
+        return [None if math.isnan(v) else v for v in out.tolist()]
+
+    def _clean_total(self) -> torch.Tensor:
+        clean = torch.stack(self._clean, dim=1)
+        total = (clean * self._weights).nansum(dim=1)
+        total[torch.isnan(clean).all(dim=1)] = torch.nan
+        return total
+
+    def _shaped(self, total: torch.Tensor, groups: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
+        """The last function's output that makes TRL's weighted total equal redit's advantage (and the σ used).
+
+        TRL (``scale_rewards="none"``) then subtracts the group mean of these totals, which is already 0.
+        """
+        config, n = self.dither.config, len(total)
+        unscorable = torch.isnan(total)
+        clean = total.nan_to_num(0.0).double()
+        grouped = Groups.from_ids(groups, n)
+        key = (self._call[1], self._rank, len(self.originals))
+        if config.adaptive is not None:
+            sigma = adaptive_sigma(clean, grouped, CONVENTIONS["trl"], config)
+            noise = sigma * self.dither.unit(n, step, key)
+        else:
+            sigma = self.sigma_total(step)
+            noise = sum(self._weights[i] * self._noise(i, step, n) for i in range(len(self.originals)))
+            if config.granularity == "total":
+                noise = self._weights[-1] * self._noise(len(self.originals) - 1, step, n)
+        advantages = mode_advantages(clean, noise.double(), grouped, CONVENTIONS["trl"], config, sigma).float()
+        others = (torch.stack(self._clean[:-1], dim=1) * self._weights[:-1]).nansum(dim=1) if len(self._clean) > 1 else 0.0
+        out = (advantages - others) / self._weights[-1]
+        out[unscorable] = torch.nan
+        return out, sigma
 
     def _noise(self, index: int, step: int, n: int) -> torch.Tensor:
         granularity = self.dither.config.granularity
@@ -179,18 +225,16 @@ class ReditRewards:
         total_noise = self.dither.noise(n, step, (*key, len(self.originals)), self._total_max())
         return total_noise / self._weights[-1]
 
-    def _log(self, prompts: list[Any], step: int, log_metric: Callable[[str, float], None] | None) -> None:
+    def _log(
+        self, total: torch.Tensor, groups: torch.Tensor, sigma: float, log_metric: Callable[[str, float], None] | None
+    ) -> None:
         if log_metric is None:
             return
-        clean = torch.stack(self._clean, dim=1)
-        total = (clean * self._weights).nansum(dim=1)
-        total[torch.isnan(clean).all(dim=1)] = torch.nan
-        for name, column in zip(self.names, clean.unbind(dim=1)):
+        for name, column in zip(self.names, self._clean):
             log_metric(f"redit/rewards_clean/{name}", torch.nanmean(column).item())
         log_metric("redit/reward_clean", torch.nanmean(total).item())
-        groups = group_ids(prompts, self._group_size or len(prompts))
         log_metric("redit/frac_zero_std_clean", frac_constant_groups(total, groups))
-        log_metric("redit/sigma", self.sigma_total(step) if self._model.training else 0.0)
+        log_metric("redit/sigma", sigma)
 
 
 def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torch.Tensor:
@@ -205,3 +249,25 @@ def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torc
     if bad:
         raise ValueError(f"reward function '{name}' returned non-finite values {bad[:3]}; return a number or None")
     return out.float()
+
+
+def _check_shaping(
+    mode: str,
+    weights: Sequence[float] | None,
+    aggregation: str,
+    scale_rewards: str,
+    local_batch: int | None,
+    group_size: int | None,
+) -> None:
+    """A mode that computes the advantage here needs TRL to leave the totals unscaled and groups whole per rank."""
+    if scale_rewards != "none":
+        raise ValueError(f"dither.mode={mode} computes GRPO's normalisation itself: set training.scale_rewards=none")
+    if aggregation != "sum_then_normalize":
+        raise ValueError(f"dither.mode={mode} needs training.multi_objective_aggregation=sum_then_normalize")
+    if weights is not None and weights[-1] == 0:
+        raise ValueError(f"dither.mode={mode} returns the advantage through the last reward, whose weight is 0")
+    if local_batch is not None and group_size and local_batch % group_size:
+        raise ValueError(
+            f"dither.mode={mode} needs whole groups on each process: per_device_train_batch_size x "
+            f"steps_per_generation ({local_batch}) must be a multiple of num_generations ({group_size})"
+        )

@@ -48,6 +48,10 @@ KEYS = (  # what each does: docs/verl.md
     "redit_schedule_params",
     "redit_seed",
     "redit_max_steps",
+    "redit_mode",
+    "redit_std_floor",
+    "redit_flat_scale",
+    "redit_adaptive",
 )
 ESTIMATORS = ("grpo_redit", "rloo_redit", "reinforce_plus_plus_baseline_redit")
 
@@ -175,10 +179,13 @@ def _outcome_advantage(
             f"{name} needs group ids: verl passes non_tensor_batch['uid'] as `index`, and the batch has none"
         )
     step = current_step()
-    out = estimator(
-        token_level_rewards.sum(dim=-1), index, convention="verl", dither=settings.dither, step=step,
-        r_max=settings.r_max,
-    )
+    try:
+        out = estimator(
+            token_level_rewards.sum(dim=-1), index, convention="verl", dither=settings.dither, step=step,
+            r_max=settings.r_max,
+        )
+    except ValueError as error:
+        raise ValueError(_verl_keys(str(error))) from None
     logger.info("ReDit %s step %d: %s", name, step, out.stats)
     advantages = out.advantages.unsqueeze(-1) * response_mask
     return advantages, advantages
