@@ -117,3 +117,12 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
     }
     assert status[("broken", 0)] == "failed"
     assert all((out / "logs" / name).stat().st_size == size for name, size in logs.items() if "broken" not in name)
+
+
+def test_set_overrides_any_spec_key(tmp_path: Path) -> None:
+    from redit.experiments.spec import load_spec
+
+    spec = load_spec(None, tiny_spec(tmp_path), overrides=["base.training.learning_rate=1e-3", "arms.redit.dither.sigma=0.3"])
+    configs = {r.arm: r.config() for r in spec.requests() if r.seed == 0}
+    assert configs["vanilla"].training["learning_rate"] == 1e-3
+    assert configs["redit"].dither.sigma == 0.3

@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-steps", type=int, help="training steps per run (overrides base.training.max_steps)")
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--baseline", help="arm the others are compared with (overrides spec.baseline)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any spec key, e.g. --set base.training.learning_rate=1e-3 (repeatable)")
     parser.set_defaults(func=_main)
 
 
@@ -36,8 +38,8 @@ def _main(args: argparse.Namespace) -> int:
     from redit.experiments.runner import run_matrix
     from redit.experiments.spec import load_spec
 
-    spec = load_spec(args.spec, load_preset(DEFAULT_SPEC), output_dir=args.output_dir, seeds=args.seeds,
-                     max_steps=args.max_steps, workers=args.workers)
+    spec = load_spec(args.spec, load_preset(DEFAULT_SPEC), overrides=args.set, output_dir=args.output_dir,
+                     seeds=args.seeds, max_steps=args.max_steps, workers=args.workers)
     baseline = args.baseline or spec.baseline
     if baseline not in spec.arms:
         raise ValueError(f"--baseline '{baseline}' is not an arm; arms: {list(spec.arms)}")

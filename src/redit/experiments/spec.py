@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redit.config import RunConfig, load_yaml, parse_config
+from redit.config import RunConfig, apply_overrides, load_yaml, parse_config
 
 SPEC_KEYS = ("output_dir", "baseline", "seeds", "workers", "base", "arms")
 
@@ -113,8 +113,11 @@ def parse_spec(raw: dict[str, Any], output_dir: str | None = None, seeds: int | 
     return spec
 
 
-def load_spec(path: str | Path | None, default: dict[str, Any], **flags: Any) -> ExperimentSpec:
-    return parse_spec(load_yaml(path) if path is not None else default, **flags)
+def load_spec(
+    path: str | Path | None, default: dict[str, Any], overrides: list[str] = (), **flags: Any
+) -> ExperimentSpec:
+    """Read a spec (or ``default``), apply ``key=value`` overrides, then the flags."""
+    return parse_spec(apply_overrides(load_yaml(path) if path is not None else default, list(overrides)), **flags)
 
 
 def _seeds(value: Any) -> list[int]:
