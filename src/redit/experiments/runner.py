@@ -25,6 +25,7 @@ from redit.experiments.spec import ExperimentSpec, RunRequest
 class Outcome:
     request: RunRequest
     status: str  # "skipped" (already done), "done" or "failed"
+    seconds: float = 0.0  # wall time of the run's process
 
 
 def run_dir(request: RunRequest) -> Path:
@@ -65,20 +66,21 @@ def run_matrix(spec: ExperimentSpec, show_progress: bool = True) -> list[Outcome
     (spec.output_dir / "logs").mkdir(parents=True, exist_ok=True)
     (spec.output_dir / "requests").mkdir(parents=True, exist_ok=True)
     prepare_models(spec)
-    pending = [r for r in spec.requests()]
-    outcomes = [Outcome(r, "skipped") for r in pending if (run_dir(r) / "DONE").exists()]
-    pending = [r for r in pending if not (run_dir(r) / "DONE").exists()]
+    requests = spec.requests()
+    outcomes = [Outcome(r, "skipped") for r in requests if (run_dir(r) / "DONE").exists()]
+    pending = [r for r in requests if not (run_dir(r) / "DONE").exists()]
     threads = max(1, len(os.sched_getaffinity(0)) // spec.workers)
-    running: dict[subprocess.Popen, RunRequest] = {}
-    bar = tqdm(total=len(spec.requests()), initial=len(outcomes), desc="runs", unit="run", disable=not show_progress)
+    running: dict[subprocess.Popen, tuple[RunRequest, float]] = {}
+    bar = tqdm(total=len(requests), initial=len(outcomes), desc="runs", unit="run", disable=not show_progress)
     while pending or running:
         while pending and len(running) < spec.workers:
             request = pending.pop(0)
-            running[_launch(spec, request, threads)] = request
+            running[_launch(spec, request, threads)] = (request, time.perf_counter())
         time.sleep(0.2)
         for process in [p for p in running if p.poll() is not None]:
-            request = running.pop(process)
-            outcomes.append(Outcome(request, _finish(spec, request, process.returncode)))
+            request, start = running.pop(process)
+            status = _finish(spec, request, process.returncode)
+            outcomes.append(Outcome(request, status, time.perf_counter() - start))
             bar.update(1)
             bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
     bar.close()
