@@ -122,10 +122,11 @@ COMPLETIONS = ["ok"] * 4 + ["ok", "no", "no", "no"] + ["ok", "ok", "no", "no"]
 PROMPTS = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
 
 
+@pytest.mark.parametrize("granularity", ["per_function", "total"])
 @pytest.mark.parametrize("mode", ["std_floor", "flat_only"])
-def test_trl_path_hands_trl_redit_advantages(mode: str) -> None:
+def test_trl_path_hands_trl_redit_advantages(mode: str, granularity: str) -> None:
     """TRL with scale_rewards='none' computes total - group mean; with the shaped outputs that is our advantage."""
-    config = DitherConfig(sigma=0.05, mode=mode, std_floor=0.4)
+    config = DitherConfig(sigma=0.05, mode=mode, std_floor=0.4, granularity=granularity)
     redit = ReditRewards([fmt, correct], config)
     weights = [0.5, 2.0]
     logs = bound(redit, weights=weights)
@@ -134,7 +135,10 @@ def test_trl_path_hands_trl_redit_advantages(mode: str) -> None:
     total = weights[0] * outs[0] + weights[1] * outs[1]
     trl_advantages = total - total.view(3, 4).mean(dim=1).repeat_interleave(4)
     clean_total = torch.tensor([weights[0] * 0.5 * len(c) + weights[1] * (c == "ok") for c in COMPLETIONS])
-    noise = sum(w * Dither(config).noise(12, 5, (0, 0, i)) for i, w in enumerate(weights))
+    if granularity == "per_function":
+        noise = sum(w * Dither(config).noise(12, 5, (0, 0, i)) for i, w in enumerate(weights))
+    else:
+        noise = Dither(config).noise(12, 5, (0, 0, len(weights)))
     expected = mode_advantages(clean_total.double(), noise.double(), Groups.from_ids(PROMPTS, 12), TRL, config,
                                redit.sigma_total(5))
     torch.testing.assert_close(trl_advantages, expected.float(), atol=1e-5, rtol=1e-5)

@@ -205,12 +205,10 @@ class ReditRewards:
             sigma = adaptive_sigma(clean, grouped, CONVENTIONS["trl"], config)
             noise = sigma * self.dither.unit(n, step, key)
         else:
-            sigma = self.sigma_total(step)
+            sigma = self.sigma_total(step)  # the faithful noise, summed onto the total as TRL would weigh it
             noise = sum(self._weights[i] * self._noise(i, step, n) for i in range(len(self.originals)))
-            if config.granularity == "total":
-                noise = self._weights[-1] * self._noise(len(self.originals) - 1, step, n)
         advantages = mode_advantages(clean, noise.double(), grouped, CONVENTIONS["trl"], config, sigma).float()
-        others = (torch.stack(self._clean[:-1], dim=1) * self._weights[:-1]).nansum(dim=1) if len(self._clean) > 1 else 0.0
+        others = (torch.stack(self._clean, dim=1)[:, :-1] * self._weights[:-1]).nansum(dim=1)
         out = (advantages - others) / self._weights[-1]
         out[unscorable] = torch.nan
         return out, sigma
