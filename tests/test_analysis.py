@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from synthetic_runs import write_experiment, write_run
 
-from redit.experiments.analysis import Settings, analyze, load_runs, mean_ci, sign_flip_p
+from redit.experiments.analysis import Settings, analyze, first_reach, load_runs, mean_ci, sign_flip_p
 
 STEPS = [0, 10, 30, 60]  # uneven on purpose: the AUC must weight by step span
 
@@ -144,7 +144,9 @@ def test_steps_to_target_against_direct_computation(tmp_path):
         return [np.mean(v[max(0, i - 2): i + 1]) for i in range(len(v))]
 
     def first(v, target):
-        return next((s for s, x in zip(steps, smoothed(v), strict=True) if x >= target - 1e-12), None)
+        """First step from which the smoothed curve stays at or above the target."""
+        sm = smoothed(v)
+        return next((s for i, s in enumerate(steps) if all(x >= target - 1e-12 for x in sm[i:])), None)
 
     target = np.mean([smoothed(v)[-1] for v in base.values()])  # (0.5 + 0.5) / 2
     result = summary["steps_to_target"]
@@ -225,3 +227,12 @@ def test_summary_is_strict_json_and_baseline_must_exist(tmp_path):
 def test_load_runs_accepts_str_paths(tmp_path):
     write_run(tmp_path, "vanilla", 0, evals([0.1, 0.2, 0.3, 0.4]))
     assert load_runs(str(tmp_path)).out_dir == Path(tmp_path)
+
+
+def test_steps_to_target_counts_a_dip_from_its_recovery():
+    """A curve that starts above the target, dips below it and recovers reaches it where it recovers, not at 0."""
+    steps = np.array([0, 10, 20, 30, 40])
+    values = np.array([0.5, 0.2, 0.2, 0.5, 0.5])  # smoothed (window 1): dips at 10-20, back at 30
+    assert first_reach(steps, values, 0.45, window=1) == 30
+    assert first_reach(steps, values, 0.6, window=1) is None
+    assert first_reach(steps, np.array([0.5] * 5), 0.45, window=1) == 0

@@ -216,10 +216,14 @@ def auc(steps: np.ndarray, values: np.ndarray) -> float:
 
 
 def first_reach(steps: np.ndarray, values: np.ndarray, target: float, window: int) -> int | None:
-    """First step whose trailing running mean of ``values`` is ≥ ``target`` (up to rounding); None if never."""
+    """First step from which the trailing running mean of ``values`` stays ≥ ``target`` (up to rounding) to the
+    last eval; None if it ends below. A curve that starts above the target and dips counts from its recovery."""
     smoothed = running_mean(values, window)
-    hits = np.flatnonzero((smoothed >= target) | np.isclose(smoothed, target, rtol=1e-12, atol=1e-12))
-    return int(steps[hits[0]]) if len(hits) else None
+    above = (smoothed >= target) | np.isclose(smoothed, target, rtol=1e-12, atol=1e-12)
+    if not len(above) or not above[-1]:
+        return None
+    below = np.flatnonzero(~above)
+    return int(steps[below[-1] + 1]) if len(below) else int(steps[0])
 
 
 def grad_fractions(grad_norms: np.ndarray, vanish_ratio: float, explode_ratio: float) -> dict[str, float]:
