@@ -10,6 +10,6 @@ redit compare configs/map.yaml --output-dir "$RUNS/map-low" \
 redit compare configs/map.yaml --output-dir "$RUNS/map-unstable" --set base.training.learning_rate=1e-3
 for regime in mid low unstable; do
   mkdir -p "results/map/$regime/plots"
-  cp "$RUNS/map-$regime"/{summary.json,report.md,report.html} "results/map/$regime/"
+  cp "$RUNS/map-$regime"/{summary.json,report.md} "results/map/$regime/"
   cp "$RUNS/map-$regime"/plots/*.png "results/map/$regime/plots/"
 done
