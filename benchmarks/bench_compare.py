@@ -29,8 +29,9 @@ def main() -> None:
         from redit.experiments.spec import parse_spec
         from redit.presets import load_preset
 
-        spec = parse_spec(load_preset("compare-tiny"), output_dir=str(Path(tmp) / "out"), seeds=args.seeds,
-                          max_steps=args.max_steps)
+        spec = parse_spec(
+            load_preset("compare-tiny"), output_dir=str(Path(tmp) / "out"), seeds=args.seeds, max_steps=args.max_steps
+        )
         start = time.perf_counter()
         prepare_models(spec)
         warm = time.perf_counter() - start
@@ -40,14 +41,20 @@ def main() -> None:
         total = time.perf_counter() - start
         report = time.perf_counter() - report_start
     per_run = [o.seconds for o in outcomes if o.status == "done"]
-    print(f"embedded default: {len(spec.arms)} arms x {len(spec.seeds)} seeds, {spec.workers} at once, "
-          f"{spec.base['training']['max_steps']} steps")
+    print(
+        f"embedded default: {len(spec.arms)} arms x {len(spec.seeds)} seeds, {spec.workers} at once, "
+        f"{spec.base['training']['max_steps']} steps"
+    )
     print(f"  warm start (SFT, cached afterwards): {warm:7.1f} s")
-    print(f"  runs: {len(per_run)} done, {len(outcomes) - len(per_run)} failed; per run median "
-          f"{statistics.median(per_run):.1f} s (min {min(per_run):.1f}, max {max(per_run):.1f})")
+    print(
+        f"  runs: {len(per_run)} done, {len(outcomes) - len(per_run)} failed; per run median "
+        f"{statistics.median(per_run):.1f} s (min {min(per_run):.1f}, max {max(per_run):.1f})"
+    )
     print(f"  analysis and report:                 {report:7.1f} s")
-    print(f"  total wall time:                     {total:7.1f} s  (target <= 600 s, aim 300 s; ratio to target "
-          f"{total / 600:.2f})")
+    print(
+        f"  total wall time:                     {total:7.1f} s  (target <= 600 s, aim 300 s; ratio to target "
+        f"{total / 600:.2f})"
+    )
 
 
 if __name__ == "__main__":

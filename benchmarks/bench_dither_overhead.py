@@ -49,11 +49,24 @@ def build(model_path: str, reward_funcs: list[Callable[..., Any]], callbacks: li
 
     preset = TINY_TRAIN["training"]
     args = GRPOConfig(
-        output_dir=out, max_steps=steps, learning_rate=0.0,
-        per_device_train_batch_size=preset["per_device_train_batch_size"], num_generations=preset["num_generations"],
-        max_completion_length=preset["max_completion_length"], temperature=preset["temperature"], beta=preset["beta"],
-        loss_type=preset["loss_type"], scale_rewards=preset["scale_rewards"], max_grad_norm=preset["max_grad_norm"],
-        logging_steps=1, report_to=[], save_strategy="no", disable_tqdm=True, use_cpu=True, bf16=False, seed=0,
+        output_dir=out,
+        max_steps=steps,
+        learning_rate=0.0,
+        per_device_train_batch_size=preset["per_device_train_batch_size"],
+        num_generations=preset["num_generations"],
+        max_completion_length=preset["max_completion_length"],
+        temperature=preset["temperature"],
+        beta=preset["beta"],
+        loss_type=preset["loss_type"],
+        scale_rewards=preset["scale_rewards"],
+        max_grad_norm=preset["max_grad_norm"],
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        bf16=False,
+        seed=0,
     )
     data: Dataset = load_task("arithmetic", None, conversational=False, **TINY_TRAIN["data"]["params"])
     trainer = GRPOTrainer(
@@ -88,8 +101,13 @@ def wrapper_overhead_us(calls: int, n: int = 64) -> tuple[float, float]:
             start = time.perf_counter()
             for step in range(calls):
                 state.global_step = step
-                fn(prompts=prompts, completions=completions, answer=answers, trainer_state=state,
-                   log_metric=logs.__setitem__)
+                fn(
+                    prompts=prompts,
+                    completions=completions,
+                    answer=answers,
+                    trainer_state=state,
+                    log_metric=logs.__setitem__,
+                )
             rounds.append((time.perf_counter() - start) / calls * 1e6)
         return statistics.median(rounds)
 
@@ -116,8 +134,10 @@ def main() -> None:
     from redit.rewards import get_reward
 
     raw_us, wrapped_us = wrapper_overhead_us(options.calls)
-    print(f"wrapper, 64 completions: raw reward {raw_us:.1f} µs/call, ReDit-wrapped {wrapped_us:.1f} µs/call "
-          f"(overhead {wrapped_us - raw_us:.1f} µs/call)")
+    print(
+        f"wrapper, 64 completions: raw reward {raw_us:.1f} µs/call, ReDit-wrapped {wrapped_us:.1f} µs/call "
+        f"(overhead {wrapped_us - raw_us:.1f} µs/call)"
+    )
 
     config = load_config(None, ["--output_dir=unused"], default=TINY_TRAIN)
     model_path = resolve_model(config.model, config.data)
@@ -144,15 +164,21 @@ def main() -> None:
 
     medians = {name: statistics.median(timer.times) for name, timer in timers.items()}
     for name, timer in timers.items():
-        print(f"{name:8s}: median step {medians[name] * 1e3:8.1f} ms over {len(timer.times)} steps "
-              f"(min {min(timer.times) * 1e3:.1f}, max {max(timer.times) * 1e3:.1f})")
+        print(
+            f"{name:8s}: median step {medians[name] * 1e3:8.1f} ms over {len(timer.times)} steps "
+            f"(min {min(timer.times) * 1e3:.1f}, max {max(timer.times) * 1e3:.1f})"
+        )
     fastest = {name: min(timer.times) for name, timer in timers.items()}
-    print(f"step-time ratio redit/vanilla (target <= 1.01): {medians['redit'] / medians['vanilla']:.4f} of medians, "
-          f"{statistics.median(block_ratios):.4f} median of adjacent-block ratios, "
-          f"{fastest['redit'] / fastest['vanilla']:.4f} of fastest steps (least disturbed by other load)")
+    print(
+        f"step-time ratio redit/vanilla (target <= 1.01): {medians['redit'] / medians['vanilla']:.4f} of medians, "
+        f"{statistics.median(block_ratios):.4f} median of adjacent-block ratios, "
+        f"{fastest['redit'] / fastest['vanilla']:.4f} of fastest steps (least disturbed by other load)"
+    )
     # one reward call per step here (one generation batch, one reward function)
-    print(f"wrapper overhead as a share of the fastest vanilla step: "
-          f"{(wrapped_us - raw_us) * 1e-6 / fastest['vanilla']:.3%}")
+    print(
+        f"wrapper overhead as a share of the fastest vanilla step: "
+        f"{(wrapped_us - raw_us) * 1e-6 / fastest['vanilla']:.3%}"
+    )
 
 
 if __name__ == "__main__":

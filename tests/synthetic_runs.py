@@ -68,7 +68,9 @@ def write_experiment(out: Path, effects: dict[str, float], seeds: Iterable[int],
         for seed in seeds:
             curve = accuracy_curve(seed, effect, arm_index, noise)
             sampled = np.clip(curve - 0.05, 0, 1)
-            evals = [{"step": s, "accuracy_greedy": float(a), "accuracy_sampled": float(b), "k": 4}
-                     for s, a, b in zip(EVAL_STEPS, curve, sampled, strict=True)]
+            evals = [
+                {"step": s, "accuracy_greedy": float(a), "accuracy_sampled": float(b), "k": 4}
+                for s, a, b in zip(EVAL_STEPS, curve, sampled, strict=True)
+            ]
             write_run(out, arm, seed, evals, training_metrics(seed, arm_index))
     return out

@@ -50,8 +50,10 @@ def test_grpo_matches_hand_computation(convention, epsilon, lone):
 def test_batch_scale_uses_group_mean_and_batch_std():
     members = by_group(REWARDS, GROUPS)
     std = statistics.stdev(REWARDS)
-    expected = [0.0 if len(members[g]) == 1 else (r - statistics.mean(members[g])) / (std + 1e-4)
-                for r, g in zip(REWARDS, GROUPS)]
+    expected = [
+        0.0 if len(members[g]) == 1 else (r - statistics.mean(members[g])) / (std + 1e-4)
+        for r, g in zip(REWARDS, GROUPS)
+    ]
     out = adv.grpo(torch.tensor(REWARDS), GROUPS, scale="batch")
     assert out.advantages.tolist() == pytest.approx(expected, abs=1e-6)
 
@@ -164,9 +166,7 @@ def test_estimators_match_verl(sigma):
         return out[:, None] * mask
 
     for norm, scale in ((True, "group"), (False, "none")):
-        expected, _ = core_algos.compute_grpo_outcome_advantage(
-            noisy_tokens, mask, index, norm_adv_by_std_in_grpo=norm
-        )
+        expected, _ = core_algos.compute_grpo_outcome_advantage(noisy_tokens, mask, index, norm_adv_by_std_in_grpo=norm)
         torch.testing.assert_close(ours(adv.grpo, scale=scale), expected, atol=1e-6, rtol=0)
     expected, _ = core_algos.compute_rloo_outcome_advantage(noisy_tokens, mask, index)
     torch.testing.assert_close(ours(adv.rloo), expected, atol=1e-6, rtol=0)

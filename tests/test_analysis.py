@@ -26,8 +26,10 @@ def test_load_runs_statuses_seeds_and_tolerant_parsing(tmp_path):
     path = write_run(tmp_path, "vanilla", 3, evals([0.1, 0.2, 0.3, 0.4]), status="incomplete")
     (tmp_path / "runs" / "vanilla" / "notes").mkdir()
     with open(path / "metrics.jsonl", "w") as f:
-        f.write('{"step": 1, "grad_norm": 2.0}\n{"step": 2, "grad_norm": null}\n{"step": 3}\n'
-                '{"step": 4, "grad_norm": NaN}\n{"step": 5, "grad_no')  # truncated last line
+        f.write(
+            '{"step": 1, "grad_norm": 2.0}\n{"step": 2, "grad_norm": null}\n{"step": 3}\n'
+            '{"step": 4, "grad_norm": NaN}\n{"step": 5, "grad_no'
+        )  # truncated last line
     runs = load_runs(tmp_path)
     assert [(r.seed, r.status) for r in runs.runs] == [(2, "failed"), (3, "incomplete"), (10, "ok")]
     assert runs.runs[0].error == "RuntimeError: CUDA out of memory"
@@ -82,8 +84,11 @@ def test_auc_final_and_curve_against_direct_computation(tmp_path):
         area = sum((steps[i + 1] - steps[i]) * (values[i] + values[i + 1]) / 2 for i in range(len(steps) - 1))
         return area / (steps[-1] - steps[0])
 
-    expected = {1: direct_auc(STEPS, curves[1]), 2: direct_auc(STEPS, curves[2]),
-                3: direct_auc([0, 10, 60], [0.2, 0.35, 0.5])}
+    expected = {
+        1: direct_auc(STEPS, curves[1]),
+        2: direct_auc(STEPS, curves[2]),
+        3: direct_auc([0, 10, 60], [0.2, 0.35, 0.5]),
+    }
     for seed, value in expected.items():
         assert acc["per_seed"][str(seed)]["auc"] == pytest.approx(value)
         assert acc["per_seed"][str(seed)]["final"] == curves[seed][-1]
@@ -141,7 +146,7 @@ def test_steps_to_target_against_direct_computation(tmp_path):
     summary = analyze(load_runs(tmp_path))
 
     def smoothed(v):
-        return [np.mean(v[max(0, i - 2): i + 1]) for i in range(len(v))]
+        return [np.mean(v[max(0, i - 2) : i + 1]) for i in range(len(v))]
 
     def first(v, target):
         """First step from which the smoothed curve stays at or above the target."""
@@ -191,8 +196,14 @@ def verdict_summary(tmp_path_factory) -> dict:
     return analyze(load_runs(out))
 
 
-@pytest.mark.parametrize(("arm", "label", "final"), [("better", "faster", "higher"), ("worse", "slower", "lower"),
-                                                      ("same", "no detectable difference", "no detectable difference")])
+@pytest.mark.parametrize(
+    ("arm", "label", "final"),
+    [
+        ("better", "faster", "higher"),
+        ("worse", "slower", "lower"),
+        ("same", "no detectable difference", "no detectable difference"),
+    ],
+)
 def test_verdict_follows_the_data(verdict_summary, arm, label, final):
     v = verdict_summary["verdicts"][arm]
     assert (v["label"], v["final_label"], v["n_pairs"]) == (label, final, 8)

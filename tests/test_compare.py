@@ -16,12 +16,17 @@ from redit.presets import load_preset
 def tiny_spec(out: Path, arms: dict | None = None, seeds: int = 2) -> dict:
     """The embedded default shrunk to seconds: 2 steps, a 5-step warm start, 16 held-out problems."""
     spec = load_preset("compare-tiny")
-    spec["base"] = deep_merge(spec["base"], {
-        "model": {"tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1},
-                  "warm_start": {"steps": 5}},
-        "training": {"max_steps": 2, "per_device_train_batch_size": 16, "save_steps": 1},
-        "eval": {"every": 1, "limit": 16, "k": 2},
-    })
+    spec["base"] = deep_merge(
+        spec["base"],
+        {
+            "model": {
+                "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1},
+                "warm_start": {"steps": 5},
+            },
+            "training": {"max_steps": 2, "per_device_train_batch_size": 16, "save_steps": 1},
+            "eval": {"every": 1, "limit": 16, "k": 2},
+        },
+    )
     spec["arms"] = arms or {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}}}
     return spec | {"output_dir": str(out), "seeds": seeds, "workers": 2}
 
@@ -100,8 +105,15 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
             assert steps == [1, 2]
             assert [json.loads(line)["step"] for line in (run / "eval.jsonl").read_text().splitlines()] == [0, 1, 2]
     assert (out / "runs" / "broken" / "seed0" / "error.txt").read_text().startswith("exit code")
-    for name in ("summary.json", "report.md", "report.html", "plots/accuracy_greedy.png", "plots/grad_norm.png",
-                 "plots/reward_clean.png", "plots/frac_zero_std_clean.png"):
+    for name in (
+        "summary.json",
+        "report.md",
+        "report.html",
+        "plots/accuracy_greedy.png",
+        "plots/grad_norm.png",
+        "plots/reward_clean.png",
+        "plots/frac_zero_std_clean.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"]["ok"] == 4 and len(summary["runs"]["failed"]) == 2
@@ -122,7 +134,9 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
 def test_set_overrides_any_spec_key(tmp_path: Path) -> None:
     from redit.experiments.spec import load_spec
 
-    spec = load_spec(None, tiny_spec(tmp_path), overrides=["base.training.learning_rate=1e-3", "arms.redit.dither.sigma=0.3"])
+    spec = load_spec(
+        None, tiny_spec(tmp_path), overrides=["base.training.learning_rate=1e-3", "arms.redit.dither.sigma=0.3"]
+    )
     configs = {r.arm: r.config() for r in spec.requests() if r.seed == 0}
     assert configs["vanilla"].training["learning_rate"] == 1e-3
     assert configs["redit"].dither.sigma == 0.3

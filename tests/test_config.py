@@ -163,14 +163,14 @@ def unbounded(prompts: list[str], completions: list[str], **_: Any) -> list[floa
 
 def test_ratio_without_r_max_fails_before_training(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run = config(f"--rewards=[{__name__}:unbounded]", "--dither.sigma=null", "--dither.ratio=0.05",
-                 output_dir=str(out))
+    run = config(f"--rewards=[{__name__}:unbounded]", "--dither.sigma=null", "--dither.ratio=0.05", output_dir=str(out))
     with pytest.raises(ValueError, match=r"dither.ratio .*\['unbounded'\] declare none"):
         train(run)
     assert not (out / "config.yaml").exists() and not (out / "metrics.jsonl").exists()
     # declaring R_max in the config is enough
-    with_max = config(f"--rewards=[{{name: '{__name__}:unbounded', max_reward: 2}}]", "--dither.sigma=null",
-                      "--dither.ratio=0.05")
+    with_max = config(
+        f"--rewards=[{{name: '{__name__}:unbounded', max_reward: 2}}]", "--dither.sigma=null", "--dither.ratio=0.05"
+    )
     from redit.integrations.trl import ReditRewards
     from redit.train import resolve_reward
 

@@ -111,9 +111,15 @@ def fmt(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
 
 def bound(redit: ReditRewards, scale_rewards: str = "none", weights: list[float] | None = None) -> dict[str, float]:
     logs: dict[str, float] = {}
-    args = SimpleNamespace(process_index=0, reward_weights=weights, num_generations=4,
-                           multi_objective_aggregation="sum_then_normalize", scale_rewards=scale_rewards,
-                           per_device_train_batch_size=12, steps_per_generation=1)
+    args = SimpleNamespace(
+        process_index=0,
+        reward_weights=weights,
+        num_generations=4,
+        multi_objective_aggregation="sum_then_normalize",
+        scale_rewards=scale_rewards,
+        per_device_train_batch_size=12,
+        steps_per_generation=1,
+    )
     redit.callback.on_init_end(args, SimpleNamespace(global_step=0), None, model=SimpleNamespace(training=True))
     return logs
 
@@ -139,8 +145,9 @@ def test_trl_path_hands_trl_redit_advantages(mode: str, granularity: str) -> Non
         noise = sum(w * Dither(config).noise(12, 5, (0, 0, i)) for i, w in enumerate(weights))
     else:
         noise = Dither(config).noise(12, 5, (0, 0, len(weights)))
-    expected = mode_advantages(clean_total.double(), noise.double(), Groups.from_ids(PROMPTS, 12), TRL, config,
-                               redit.sigma_total(5))
+    expected = mode_advantages(
+        clean_total.double(), noise.double(), Groups.from_ids(PROMPTS, 12), TRL, config, redit.sigma_total(5)
+    )
     torch.testing.assert_close(trl_advantages, expected.float(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(outs[0], torch.tensor([0.5 * len(c) for c in COMPLETIONS]))  # others stay clean
     assert logs["redit/reward_clean"] == pytest.approx(clean_total.mean().item())

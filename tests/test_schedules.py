@@ -31,7 +31,11 @@ CASES = [
     # reverse_x(t) = x(T - t)
     ("reverse_sqrt", {"period": 25}, {0: 1 / math.sqrt(5), 25: 0.5, 100: 1.0}),
     ("reverse_exponential", {"factor": 0.5}, {100: 1.0, 99: 0.5, 98: 0.25}),
-    ("reverse_multistep", {"milestones": [10, 50], "factor": 0.5}, {0: 0.25, 50: 0.25, 51: 0.5, 90: 0.5, 91: 1.0, 100: 1.0}),
+    (
+        "reverse_multistep",
+        {"milestones": [10, 50], "factor": 0.5},
+        {0: 0.25, 50: 0.25, 51: 0.5, 90: 0.5, 91: 1.0, 100: 1.0},
+    ),
     ("reverse_cosine", {"final_ratio": 0.1, "warmup_steps": 10}, {100: 0.0, 95: 0.5, 90: 1.0, 45: 0.55, 0: 0.1}),
 ]
 
@@ -46,8 +50,16 @@ def test_value_at_chosen_steps(name: str, params: dict, expected: dict[int, floa
 def test_every_schedule_is_covered() -> None:
     assert {name for name, _, _ in CASES} == set(SCHEDULE_NAMES)
     assert set(SCHEDULE_NAMES) == {
-        "constant", "linear", "sqrt", "exponential", "multistep", "cosine",
-        "reverse_sqrt", "reverse_exponential", "reverse_multistep", "reverse_cosine",
+        "constant",
+        "linear",
+        "sqrt",
+        "exponential",
+        "multistep",
+        "cosine",
+        "reverse_sqrt",
+        "reverse_exponential",
+        "reverse_multistep",
+        "reverse_cosine",
     }
 
 
@@ -65,7 +77,9 @@ def test_multiplier_stays_in_unit_interval(name: str) -> None:
     assert all(0.0 <= schedule(step, 1000) <= 1.0 for step in range(0, 1200, 7))
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine", *(f"reverse_{n}" for n in ("sqrt", "exponential", "multistep", "cosine"))])
+@pytest.mark.parametrize(
+    "name", ["linear", "cosine", *(f"reverse_{n}" for n in ("sqrt", "exponential", "multistep", "cosine"))]
+)
 def test_needs_max_steps(name: str) -> None:
     schedule = make_schedule(name)
     assert schedule.needs_max_steps
@@ -94,7 +108,11 @@ def test_unknown_schedule_lists_the_valid_ones() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("sqrt", {"periods": 3}, r"dither.schedule_params: unknown parameter\(s\) \['periods'\].*allowed: \['period'\]"),
+        (
+            "sqrt",
+            {"periods": 3},
+            r"dither.schedule_params: unknown parameter\(s\) \['periods'\].*allowed: \['period'\]",
+        ),
         ("constant", {"factor": 0.5}, r"unknown parameter\(s\) \['factor'\] for schedule 'constant'"),
         ("sqrt", {"period": 0}, "dither.schedule_params.period must be > 0"),
         ("exponential", {"factor": 1.5}, "dither.schedule_params.factor must be in"),

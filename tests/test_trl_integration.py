@@ -38,19 +38,33 @@ def length(prompts: list[str], completions: list[str], **_: Any) -> list[float |
 class Harness:
     """Calls wrapped rewards the way TRL's ``GRPOTrainer._calculate_rewards`` does, collecting ``log_metric``."""
 
-    def __init__(self, redit: ReditRewards, rank: int = 0, weights: list[float] | None = None, group_size: int = 4,
-                 scale_rewards: str = "group"):
+    def __init__(
+        self,
+        redit: ReditRewards,
+        rank: int = 0,
+        weights: list[float] | None = None,
+        group_size: int = 4,
+        scale_rewards: str = "group",
+    ):
         self.redit, self.model = redit, SimpleNamespace(training=True)
         self.logs: dict[str, float] = {}
-        args = SimpleNamespace(process_index=rank, reward_weights=weights, num_generations=group_size,
-                               multi_objective_aggregation="sum_then_normalize", scale_rewards=scale_rewards,
-                               per_device_train_batch_size=12, steps_per_generation=1)
+        args = SimpleNamespace(
+            process_index=rank,
+            reward_weights=weights,
+            num_generations=group_size,
+            multi_objective_aggregation="sum_then_normalize",
+            scale_rewards=scale_rewards,
+            per_device_train_batch_size=12,
+            steps_per_generation=1,
+        )
         redit.callback.on_train_begin(args, SimpleNamespace(global_step=0), None, model=self.model)
 
     def __call__(self, step: int, prompts: list[str], completions: list[str]) -> list[list[float | None]]:
         self.logs = {}
         kwargs = {"trainer_state": SimpleNamespace(global_step=step), "log_metric": self.logs.__setitem__}
-        return [fn(prompts=prompts, completions=completions, completion_ids=[], **kwargs) for fn in self.redit.reward_funcs]
+        return [
+            fn(prompts=prompts, completions=completions, completion_ids=[], **kwargs) for fn in self.redit.reward_funcs
+        ]
 
 
 PROMPTS = ["a"] * 4 + ["b"] * 4 + ["a"] * 4
@@ -80,12 +94,14 @@ def test_training_adds_noise_and_logs_clean_metrics() -> None:
     (values,) = harness(3, PROMPTS, COMPLETIONS)
     noise = torch.tensor(values) - torch.tensor(CLEAN)
     assert torch.all(noise != 0) and noise.abs().max().item() < 0.6
-    assert harness.logs == pytest.approx({
-        "redit/rewards_clean/correct": 0.5,
-        "redit/reward_clean": 0.5,
-        "redit/frac_zero_std_clean": 2 / 3,
-        "redit/sigma": 0.1,
-    })
+    assert harness.logs == pytest.approx(
+        {
+            "redit/rewards_clean/correct": 0.5,
+            "redit/reward_clean": 0.5,
+            "redit/frac_zero_std_clean": 2 / 3,
+            "redit/sigma": 0.1,
+        }
+    )
     assert frac_constant_groups(torch.tensor(values), group_ids(PROMPTS, 4)) == 0.0
 
 
@@ -215,7 +231,7 @@ def test_unbound_wrapper_and_reward_models_are_refused() -> None:
         noisy().reward_funcs[0](prompts=["p"], completions=["ok"], trainer_state=SimpleNamespace(global_step=0))
     with pytest.raises(TypeError, match="Reward models are not supported"):
         ReditRewards([torch.nn.Linear(1, 1)])
-    with pytest.raises(ValueError, match="training.reward_weights has 1 values but there are 2"):
+    with pytest.raises(ValueError, match="training.reward_weights has 1 values for 2 reward functions"):
         Harness(ReditRewards([correct, length]), weights=[1.0])
 
 
@@ -300,8 +316,17 @@ def test_resume_reproduces_the_uninterrupted_run(cache: Path, tmp_path: Path) ->
 @pytest.mark.slow
 def test_trl_evaluation_rewards_stay_clean(cache: Path, tmp_path: Path) -> None:
     """TRL's own evaluation loop (model in eval mode) scores the clean rewards, after training with noise."""
-    config = load_config(None, [f"--output_dir={tmp_path}", *FAST, "--training.max_steps=1", "--eval.every=0",
-                                "--training.per_device_eval_batch_size=16"], default=TINY_TRAIN)
+    config = load_config(
+        None,
+        [
+            f"--output_dir={tmp_path}",
+            *FAST,
+            "--training.max_steps=1",
+            "--eval.every=0",
+            "--training.per_device_eval_batch_size=16",
+        ],
+        default=TINY_TRAIN,
+    )
     trainer, _ = build_trainer(config)
     heldout = load_task("arithmetic", None, split="test", limit=8, conversational=False, **config.data.params)
     before = trainer.evaluate(eval_dataset=heldout)  # bound at construction: works before train() too

@@ -70,7 +70,9 @@ def advantages(batch: DataProto, estimator: str, config, norm: bool = True) -> t
     """verl's driver-side `compute_advantage` on a copy of the batch, as its trainer calls it."""
     out = compute_advantage(
         DataProto.from_dict(tensors=dict(batch.batch.items()), non_tensors=dict(batch.non_tensor_batch)),
-        adv_estimator=estimator, norm_adv_by_std_in_grpo=norm, config=config,
+        adv_estimator=estimator,
+        norm_adv_by_std_in_grpo=norm,
+        config=config,
     )
     return out.batch["advantages"]
 
@@ -94,8 +96,9 @@ GROUP_SIZES = [8, 3, 1, 8, 5, 2, 8, 1, 4]  # any sizes, singletons included; row
 )
 def test_sigma_zero_equals_verl_estimator(ours, theirs, norm):
     batch = make_batch(GROUP_SIZES)
-    config = trainer_config(f"algorithm.adv_estimator={ours}", f"algorithm.norm_adv_by_std_in_grpo={norm}",
-                            "+algorithm.redit_sigma=0.0")
+    config = trainer_config(
+        f"algorithm.adv_estimator={ours}", f"algorithm.norm_adv_by_std_in_grpo={norm}", "+algorithm.redit_sigma=0.0"
+    )
     plugin.check_config(config)
     expected = advantages(batch, theirs, config.algorithm, norm)
     torch.testing.assert_close(advantages(batch, ours, config.algorithm, norm), expected, atol=1e-6, rtol=0)
@@ -103,8 +106,9 @@ def test_sigma_zero_equals_verl_estimator(ours, theirs, norm):
 
 def test_dithered_grpo_is_group_centred_reproducible_and_keyed_by_seed_and_step():
     batch = make_batch(GROUP_SIZES)
-    config = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.1",
-                            "+algorithm.redit_seed=42").algorithm
+    config = trainer_config(
+        "algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.1", "+algorithm.redit_seed=42"
+    ).algorithm
     noisy = advantages(batch, "grpo_redit", config)
     assert not torch.allclose(noisy, advantages(batch, "grpo", config), atol=1e-3)
     scalar, uids = per_completion(batch, noisy), batch.non_tensor_batch["uid"]
@@ -124,8 +128,10 @@ def test_dithered_grpo_is_group_centred_reproducible_and_keyed_by_seed_and_step(
     [
         (["+algorithm.redit_sigma=0.2"], 0.2),
         (["+algorithm.redit_sigma=0.2", "+algorithm.redit_distribution=uniform"], 0.2),
-        (["+algorithm.redit_ratio=0.1", "+algorithm.redit_reward_max=2.0", "+algorithm.redit_distribution=laplace"],
-         0.2 / math.sqrt(3)),
+        (
+            ["+algorithm.redit_ratio=0.1", "+algorithm.redit_reward_max=2.0", "+algorithm.redit_distribution=laplace"],
+            0.2 / math.sqrt(3),
+        ),
         # linear from 0.2 to 0 over 12 steps, at step 3: 0.2 · 9/12
         (["+algorithm.redit_sigma=0.2", "+algorithm.redit_schedule=linear", "+algorithm.redit_max_steps=12"], 0.15),
     ],
@@ -147,10 +153,19 @@ def test_loaded_through_verl_external_modules_and_bad_settings_fail_at_start_up(
     """As verl loads plug-ins: `VERL_USE_EXTERNAL_MODULES` imports it when verl is imported, and verl's own
     start-up (`main_ppo`'s `validate_config`) then rejects a bad `algorithm.redit_*` before Ray starts."""
     run = subprocess.run(
-        [sys.executable, "-m", "verl.trainer.main_ppo", "algorithm.adv_estimator=grpo_redit",
-         "actor_rollout_ref.rollout.n=8", "+algorithm.redit_sigma=0.05", "+algorithm.redit_distribution=cauchy"],
+        [
+            sys.executable,
+            "-m",
+            "verl.trainer.main_ppo",
+            "algorithm.adv_estimator=grpo_redit",
+            "actor_rollout_ref.rollout.n=8",
+            "+algorithm.redit_sigma=0.05",
+            "+algorithm.redit_distribution=cauchy",
+        ],
         env={**os.environ, "VERL_USE_EXTERNAL_MODULES": "redit.integrations.verl"},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode != 0
     assert "ValueError: verl config: algorithm.redit_distribution" in run.stderr, run.stderr[-2000:]
@@ -162,7 +177,7 @@ def test_example_command_composes_with_verls_config():
     from hydra import compose, initialize_config_dir
 
     script = (Path(__file__).parents[1] / "examples" / "verl_gsm8k_redit.sh").read_text()
-    command = script[script.index("python3 -m verl.trainer.main_ppo"):].replace("\\\n", " ").replace('"$@"', "")
+    command = script[script.index("python3 -m verl.trainer.main_ppo") :].replace("\\\n", " ").replace('"$@"', "")
     values = {"PLUGIN": plugin.__name__, "DATA": "/data", "MODEL": "model", "GPUS": "8"}
     overrides = shlex.split(re.sub(r"\$(\w+)", lambda m: values[m.group(1)], command))[3:]
     with initialize_config_dir(config_dir=str(VERL_CONFIG.parent), version_base=None):
@@ -182,8 +197,14 @@ def test_example_command_composes_with_verls_config():
         (["+algorithm.redit_sigma=0.1", "+algorithm.redit_ratio=0.1"], "algorithm.redit_sigma"),
         (["+algorithm.redit_ratio=0.1"], "algorithm.redit_reward_max"),
         (["+algorithm.redit_sigma=0.1", "+algorithm.redit_schedule=cosine"], "algorithm.redit_max_steps"),
-        (["+algorithm.redit_sigma=0.1", "+algorithm.redit_schedule=sqrt", "+algorithm.redit_schedule_params.period=-3"],
-         "algorithm.redit_schedule_params.period"),
+        (
+            [
+                "+algorithm.redit_sigma=0.1",
+                "+algorithm.redit_schedule=sqrt",
+                "+algorithm.redit_schedule_params.period=-3",
+            ],
+            "algorithm.redit_schedule_params.period",
+        ),
         (["+algorithm.redit_sigma=0.1", "+algorithm.redit_sigmaa=0.1"], "algorithm.redit_sigmaa"),
         (["+algorithm.redit_sigma=0.1", "actor_rollout_ref.rollout.n=1"], "actor_rollout_ref.rollout.n"),
         (["algorithm.adv_estimator=grpo", "+algorithm.redit_sigma=0.1"], "algorithm.adv_estimator=grpo"),
@@ -212,18 +233,24 @@ def test_noise_modes_through_verl():
     rewards = torch.tensor([1.0] * 8 + [1.0, 0, 0, 0, 1, 1, 0, 0])
     batch = make_batch([8, 8], rewards=rewards)
     uids = batch.non_tensor_batch["uid"]
-    floor = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05",
-                           "+algorithm.redit_mode=std_floor", "+algorithm.redit_std_floor=0.5").algorithm
+    floor = trainer_config(
+        "algorithm.adv_estimator=grpo_redit",
+        "+algorithm.redit_sigma=0.05",
+        "+algorithm.redit_mode=std_floor",
+        "+algorithm.redit_std_floor=0.5",
+    ).algorithm
     plain = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05").algorithm
     flat = per_completion(batch, advantages(batch, "grpo_redit", floor))[uids == "uid-0"]
     faithful = per_completion(batch, advantages(batch, "grpo_redit", plain))[uids == "uid-0"]
     torch.testing.assert_close(flat * 0.5, faithful * flat.std() * 0.5 / faithful.std(), atol=1e-4, rtol=1e-3)
     assert flat.std().item() < 0.2 < faithful.std().item()
-    only = trainer_config("algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05",
-                          "+algorithm.redit_mode=flat_only").algorithm
+    only = trainer_config(
+        "algorithm.adv_estimator=grpo_redit", "+algorithm.redit_sigma=0.05", "+algorithm.redit_mode=flat_only"
+    ).algorithm
     mixed = uids == "uid-1"
     expected = per_completion(batch, advantages(batch, "grpo", only))[mixed]
-    torch.testing.assert_close(per_completion(batch, advantages(batch, "grpo_redit", only))[mixed], expected,
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        per_completion(batch, advantages(batch, "grpo_redit", only))[mixed], expected, atol=1e-5, rtol=0
+    )
     with pytest.raises(ValueError, match="rloo takes algorithm.redit_mode=faithful"):
         advantages(batch, "rloo_redit", only)

@@ -155,12 +155,20 @@ def grpo(
     if dither is not None and dither.config.shapes_advantages:
         if scale != "group":
             raise ValueError(f"dither.mode={dither.config.mode} replaces group scaling; it needs scale='group'")
-        return batch.output(mode_advantages(batch.clean, batch.noisy - batch.clean, batch.groups, conv,
-                                            dither.config, batch.stats["sigma"]))
+        return batch.output(
+            mode_advantages(
+                batch.clean, batch.noisy - batch.clean, batch.groups, conv, dither.config, batch.stats["sigma"]
+            )
+        )
     centred = batch.noisy - group_baseline(batch.noisy, batch.groups, conv)
     return batch.output(
         normalize(
-            centred, batch.noisy, batch.groups, scale=scale, epsilon=conv.epsilon, unbiased_std=conv.unbiased_std,
+            centred,
+            batch.noisy,
+            batch.groups,
+            scale=scale,
+            epsilon=conv.epsilon,
+            unbiased_std=conv.unbiased_std,
             singleton_std=_singleton_std(conv),
         )
     )
@@ -168,8 +176,10 @@ def grpo(
 
 def _faithful_only(dither: Dither | None, estimator: str) -> None:
     if dither is not None and dither.config.shapes_advantages:
-        raise ValueError(f"dither.mode={dither.config.mode} applies to GRPO's group normalisation; {estimator} "
-                         "takes dither.mode=faithful")
+        raise ValueError(
+            f"dither.mode={dither.config.mode} applies to GRPO's group normalisation; {estimator} "
+            "takes dither.mode=faithful"
+        )
 
 
 def _singleton_std(convention: Convention) -> float:
@@ -192,15 +202,28 @@ def mode_advantages(
     """
     noisy = clean + noise
     if config.mode == "flat_only":
-        clean_adv = normalize(clean - group_baseline(clean, groups, convention), clean, groups, scale="group",
-                              epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
-                              singleton_std=_singleton_std(convention))
+        clean_adv = normalize(
+            clean - group_baseline(clean, groups, convention),
+            clean,
+            groups,
+            scale="group",
+            epsilon=convention.epsilon,
+            unbiased_std=convention.unbiased_std,
+            singleton_std=_singleton_std(convention),
+        )
         flat_adv = config.flat_scale * (noise - groups.mean(noise)[groups.inverse]) / max(sigma, 1e-12)
         return torch.where(groups.all_equal(clean), flat_adv, clean_adv)
     floor = config.std_floor if config.mode == "std_floor" else 0.0
-    return normalize(noisy - group_baseline(noisy, groups, convention), noisy, groups, scale="group",
-                     epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
-                     singleton_std=_singleton_std(convention), std_floor=floor)
+    return normalize(
+        noisy - group_baseline(noisy, groups, convention),
+        noisy,
+        groups,
+        scale="group",
+        epsilon=convention.epsilon,
+        unbiased_std=convention.unbiased_std,
+        singleton_std=_singleton_std(convention),
+        std_floor=floor,
+    )
 
 
 def adaptive_sigma(clean: torch.Tensor, groups: Groups, convention: Convention, config: DitherConfig) -> float:
@@ -215,9 +238,16 @@ def adaptive_sigma(clean: torch.Tensor, groups: Groups, convention: Convention, 
         return float(bounds["sigma_min"])
     if flat.all():
         return float(bounds["sigma_max"])
-    clean_adv = normalize(clean - group_baseline(clean, groups, convention), clean, groups, scale="group",
-                          epsilon=convention.epsilon, unbiased_std=convention.unbiased_std,
-                          singleton_std=_singleton_std(convention), std_floor=config.std_floor)
+    clean_adv = normalize(
+        clean - group_baseline(clean, groups, convention),
+        clean,
+        groups,
+        scale="group",
+        epsilon=convention.epsilon,
+        unbiased_std=convention.unbiased_std,
+        singleton_std=_singleton_std(convention),
+        std_floor=config.std_floor,
+    )
     signal = (clean_adv[~flat] ** 2).sum().item()
     sizes = groups.counts[groups.inverse].to(clean.dtype)
     flat_weight = (1.0 - 1.0 / sizes[flat]).sum().item()
@@ -236,9 +266,7 @@ def dr_grpo(
     r_max: float | None = None,
 ) -> AdvantageOutput:
     """Dr. GRPO: ``r - group mean``, no std scaling (GRPO with ``scale="none"``)."""
-    return grpo(
-        rewards, group_ids, convention=convention, scale="none", dither=dither, step=step, key=key, r_max=r_max
-    )
+    return grpo(rewards, group_ids, convention=convention, scale="none", dither=dither, step=step, key=key, r_max=r_max)
 
 
 def rloo(

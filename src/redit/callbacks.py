@@ -109,7 +109,9 @@ class HeldoutEval(TrainerCallback):
             prompts = self.prompts[start : start + self.batch_size]
             completions = self._generate(model, prompts, sample, repeats, seed + start)
             answers = [a for a in self.answers[start : start + self.batch_size] for _ in range(repeats)]
-            rewards = self.reward_fn(prompts=[p for p in prompts for _ in range(repeats)], completions=completions, answer=answers)
+            rewards = self.reward_fn(
+                prompts=[p for p in prompts for _ in range(repeats)], completions=completions, answer=answers
+            )
             correct += sum(float(r is not None and r >= self.target - 1e-9) for r in rewards)
         return correct / (len(self.prompts) * repeats)
 
@@ -128,7 +130,9 @@ class HeldoutEval(TrainerCallback):
         was_training = model.training
         model.eval()
         texts = [
-            self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) if isinstance(p, list) else p
+            self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+            if isinstance(p, list)
+            else p
             for p in prompts
         ]
         self.tokenizer.padding_side = "left"

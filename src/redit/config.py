@@ -148,7 +148,9 @@ def _rewards(values: Any) -> list[RewardSpec]:
         return []
     if not isinstance(values, list):
         raise ValueError("rewards: expected a list of reward names or {name, weight, max_reward} mappings")
-    specs = [_section(RewardSpec, {"name": v} if isinstance(v, str) else v, f"rewards[{i}]") for i, v in enumerate(values)]
+    specs = [
+        _section(RewardSpec, {"name": v} if isinstance(v, str) else v, f"rewards[{i}]") for i, v in enumerate(values)
+    ]
     for i, spec in enumerate(specs):
         if spec.max_reward is not None and spec.max_reward <= 0:
             raise ValueError(f"rewards[{i}].max_reward must be > 0, got {spec.max_reward}")
@@ -187,8 +189,9 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         raise ValueError("rewards: list at least one reward (e.g. rewards: [exact_answer])")
     dither = config.dither
     if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
-        raise ValueError(f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none "
-                         "(or leave it out)")
+        raise ValueError(
+            f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none (or leave it out)"
+        )
     return config
 
 

@@ -65,7 +65,8 @@ class DitherConfig:
     ``std_floor`` normalises each group by ``max(std, std_floor)``, so a noise-only group gets advantages of size
     ≈ σ/std_floor instead of 1; ``flat_only`` leaves groups with distinct clean rewards noise-free and gives groups
     whose clean rewards are all equal the advantages ``flat_scale · (ε - mean ε) / σ``. ``adaptive`` (``std_floor``
-    only) sets σ each step from the batch: ``{target, sigma_min, sigma_max}``, see :func:`redit.advantages.adaptive_sigma`.
+    only) sets σ each step from the batch: ``{target, sigma_min, sigma_max}``, see
+    :func:`redit.advantages.adaptive_sigma`.
     """
 
     distribution: str | NoiseFn = "gaussian"
@@ -124,7 +125,9 @@ class DitherConfig:
         if self.adaptive is None:
             return
         if self.mode != "std_floor":
-            raise ValueError("dither.adaptive needs dither.mode=std_floor (elsewhere σ does not set the noise's weight)")
+            raise ValueError(
+                "dither.adaptive needs dither.mode=std_floor (elsewhere σ does not set the noise's weight)"
+            )
         allowed = {"target", "sigma_min", "sigma_max"}
         if not isinstance(self.adaptive, dict) or set(self.adaptive) != allowed:
             raise ValueError(f"dither.adaptive must give exactly {sorted(allowed)}, got {self.adaptive!r}")

@@ -36,7 +36,13 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     unknown = set(model.warm_start or {}) - set(WARM_START_DEFAULTS)
     if unknown:
         raise ValueError(f"model.warm_start: unknown key(s) {sorted(unknown)}; known: {sorted(WARM_START_DEFAULTS)}")
-    key = {"tiny": vars(tiny), "warm_start": warm, "task": data.task, "params": data.params, "chat": data.conversational}
+    key = {
+        "tiny": vars(tiny),
+        "warm_start": warm,
+        "task": data.task,
+        "params": data.params,
+        "chat": data.conversational,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_dir() / "models" / digest
     if not (path / "config.json").exists():
@@ -50,8 +56,20 @@ def _build(path: Path, tiny: TinyModelConfig, warm: dict[str, Any] | None, data:
     if warm is not None:
         from redit.tasks import load_task
 
-        dataset = load_task(data.task, data.path, split=data.split, limit=warm["limit"], conversational=data.conversational, **data.params)
-        supervised_warm_start(staging, list(dataset["prompt"]), list(dataset["answer"]), **{k: warm[k] for k in ("steps", "learning_rate", "batch_size", "seed")})
+        dataset = load_task(
+            data.task,
+            data.path,
+            split=data.split,
+            limit=warm["limit"],
+            conversational=data.conversational,
+            **data.params,
+        )
+        supervised_warm_start(
+            staging,
+            list(dataset["prompt"]),
+            list(dataset["answer"]),
+            **{k: warm[k] for k in ("steps", "learning_rate", "batch_size", "seed")},
+        )
     if path.exists():  # another process built the same model meanwhile
         shutil.rmtree(staging)
     else:
@@ -74,7 +92,9 @@ def supervised_warm_start(
     model.train()
     for _ in range(steps):
         input_ids, labels = _collate(rng.sample(examples, min(batch_size, len(examples))), tokenizer.pad_token_id)
-        loss = model(input_ids=input_ids, attention_mask=(labels != -100) | (input_ids != tokenizer.pad_token_id), labels=labels).loss
+        loss = model(
+            input_ids=input_ids, attention_mask=(labels != -100) | (input_ids != tokenizer.pad_token_id), labels=labels
+        ).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -9,7 +9,9 @@ from redit.config import parse_yaml
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("redit.configs").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in resources.files("redit.configs").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_preset(name: str) -> dict[str, Any]:

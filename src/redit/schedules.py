@@ -30,9 +30,7 @@ class Schedule:
             raise ValueError(f"step must be >= 0, got {step}")
         if self.needs_max_steps:
             if max_steps is None or max_steps <= 0:
-                raise ValueError(
-                    f"schedule '{self.name}' needs max_steps (training.max_steps) > 0, got {max_steps}"
-                )
+                raise ValueError(f"schedule '{self.name}' needs max_steps (training.max_steps) > 0, got {max_steps}")
             step = min(step, max_steps)
         return self.multiplier(step, max_steps)
 

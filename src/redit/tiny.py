@@ -47,7 +47,11 @@ def build_tokenizer() -> Qwen2Tokenizer:
     for char in CHARACTERS:
         vocab[to_byte_level.pre_tokenize_str(char)[0][0]] = len(vocab)
     tokenizer = Qwen2Tokenizer(
-        vocab=vocab, merges=[], unk_token=PAD, eos_token=PAD, pad_token=PAD,
+        vocab=vocab,
+        merges=[],
+        unk_token=PAD,
+        eos_token=PAD,
+        pad_token=PAD,
         additional_special_tokens=[IM_START, IM_END],
     )
     tokenizer.chat_template = CHAT_TEMPLATE

@@ -30,7 +30,9 @@ def add_parser(subparsers: Any) -> None:
         description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value, "
         "e.g. --training.max_steps=4 --dither.sigma=0.1. Without --config, trains the tiny CPU preset.",
     )
-    parser.add_argument("--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)")
+    parser.add_argument(
+        "--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing output_dir first")
     parser.set_defaults(func=_main, accepts_overrides=True)
@@ -107,8 +109,10 @@ def prepare_output_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path
         return out
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"output_dir {out} already holds a run: pass --resume to continue it, "
-                                  "--overwrite to replace it, or choose another --output_dir")
+            raise FileExistsError(
+                f"output_dir {out} already holds a run: pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --output_dir"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -155,8 +159,15 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     args = grpo_args(config)
     rewards = build_rewards(config)
     data = config.data
-    train_set = load_task(data.task, data.path, split=data.split, limit=data.limit, prompt_style=data.prompt_style,
-                          conversational=data.conversational, **data.params)
+    train_set = load_task(
+        data.task,
+        data.path,
+        split=data.split,
+        limit=data.limit,
+        prompt_style=data.prompt_style,
+        conversational=data.conversational,
+        **data.params,
+    )
     model_path = resolve_model(config.model, data)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
@@ -186,8 +197,15 @@ def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
     from redit.tasks import load_task
 
     data, spec = config.data, config.eval
-    heldout = load_task(data.task, data.path, split=data.eval_split, limit=spec.limit, prompt_style=data.prompt_style,
-                        conversational=data.conversational, **data.params)
+    heldout = load_task(
+        data.task,
+        data.path,
+        split=data.eval_split,
+        limit=spec.limit,
+        prompt_style=data.prompt_style,
+        conversational=data.conversational,
+        **data.params,
+    )
     reward_spec = RewardSpec(name=spec.reward) if spec.reward else config.rewards[0]
     return HeldoutEval(
         Path(config.output_dir) / "eval.jsonl",
@@ -218,7 +236,13 @@ def _lora(lora: dict[str, Any] | None) -> Any:
         return None
     from peft import LoraConfig
 
-    settings = {"r": 8, "lora_alpha": 64, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
+    settings = {
+        "r": 8,
+        "lora_alpha": 64,
+        "lora_dropout": 0.05,
+        "target_modules": "all-linear",
+        "task_type": "CAUSAL_LM",
+    }
     unknown = set(lora) - set(settings)
     if unknown:
         raise ValueError(f"model.lora: unknown key(s) {sorted(unknown)}; known: {sorted(settings)}")

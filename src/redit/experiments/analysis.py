@@ -144,7 +144,11 @@ def mean_ci(values: Iterable[float], cfg: Settings = Settings()) -> dict[str, An
     if x.size < 2:
         return {"mean": float(x.mean()) if x.size else math.nan, "lo": math.nan, "hi": math.nan, "n": int(x.size)}
     result = stats.bootstrap(
-        (x,), np.mean, method="percentile", confidence_level=cfg.confidence, n_resamples=cfg.n_resamples,
+        (x,),
+        np.mean,
+        method="percentile",
+        confidence_level=cfg.confidence,
+        n_resamples=cfg.n_resamples,
         rng=np.random.default_rng(cfg.seed),
     )
     ci = result.confidence_interval
@@ -158,8 +162,13 @@ def sign_flip_p(diffs: Iterable[float], cfg: Settings = Settings()) -> tuple[flo
         return (1.0 if d.size else math.nan), True
     exact = d.size <= EXACT_MAX_SEEDS
     result = stats.permutation_test(
-        (d,), np.mean, permutation_type="samples", vectorized=True, alternative="two-sided",
-        n_resamples=2**d.size if exact else cfg.n_resamples, rng=np.random.default_rng(cfg.seed),
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        vectorized=True,
+        alternative="two-sided",
+        n_resamples=2**d.size if exact else cfg.n_resamples,
+        rng=np.random.default_rng(cfg.seed),
     )
     return float(result.pvalue), exact
 
@@ -197,8 +206,15 @@ def _columns_ci(matrix: np.ndarray, cfg: Settings) -> tuple[np.ndarray, np.ndarr
     """Percentile-bootstrap CI of each column's mean, all columns in one vectorised call."""
     batch = max(1, int(2e7 // matrix.size))
     result = stats.bootstrap(
-        (matrix,), np.mean, axis=0, vectorized=True, batch=batch, method="percentile",
-        confidence_level=cfg.confidence, n_resamples=cfg.n_resamples, rng=np.random.default_rng(cfg.seed),
+        (matrix,),
+        np.mean,
+        axis=0,
+        vectorized=True,
+        batch=batch,
+        method="percentile",
+        confidence_level=cfg.confidence,
+        n_resamples=cfg.n_resamples,
+        rng=np.random.default_rng(cfg.seed),
     )
     return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
@@ -260,11 +276,16 @@ def analyze(runs: Runs, baseline: str = "vanilla", metric: str = "accuracy_greed
         "metric": metric,
         "metrics": metrics,
         "arms": arms,
-        "settings": asdict(cfg) | {"ci_method": "percentile bootstrap", "permutation": "sign-flip, exact up to "
-                                   f"{EXACT_MAX_SEEDS} pairs", "min_seeds_for_alpha": _min_seeds(cfg.alpha)},
+        "settings": asdict(cfg)
+        | {
+            "ci_method": "percentile bootstrap",
+            "permutation": f"sign-flip, exact up to {EXACT_MAX_SEEDS} pairs",
+            "min_seeds_for_alpha": _min_seeds(cfg.alpha),
+        },
         "runs": _run_counts(runs, arms),
-        "accuracy": {m: {arm: {k: v for k, v in a.items() if k != "curve"} for arm, a in accuracy[m].items()}
-                     for m in metrics},
+        "accuracy": {
+            m: {arm: {k: v for k, v in a.items() if k != "curve"} for arm, a in accuracy[m].items()} for m in metrics
+        },
         "paired": paired,
         "steps_to_target": _steps_to_target(runs, arms, accuracy[metric], cfg),
         "gradients": _gradients(runs, arms, cfg),
@@ -276,18 +297,25 @@ def analyze(runs: Runs, baseline: str = "vanilla", metric: str = "accuracy_greed
 
 def _run_counts(runs: Runs, arms: list[str]) -> dict[str, Any]:
     def listed(status: str) -> list[dict[str, Any]]:
-        return [{"arm": r.arm, "seed": r.seed, **({"error": r.error} if r.error else {})}
-                for r in runs.runs if r.status == status]
+        return [
+            {"arm": r.arm, "seed": r.seed, **({"error": r.error} if r.error else {})}
+            for r in runs.runs
+            if r.status == status
+        ]
 
     return {
         "total": len(runs.runs),
         "ok": sum(r.status == "ok" for r in runs.runs),
         "failed": listed("failed"),
         "incomplete": listed("incomplete"),
-        "per_arm": {arm: {"seeds": sorted(runs.ok(arm)),
-                          "failed": sum(r.arm == arm and r.status == "failed" for r in runs.runs),
-                          "incomplete": sum(r.arm == arm and r.status == "incomplete" for r in runs.runs)}
-                    for arm in arms},
+        "per_arm": {
+            arm: {
+                "seeds": sorted(runs.ok(arm)),
+                "failed": sum(r.arm == arm and r.status == "failed" for r in runs.runs),
+                "incomplete": sum(r.arm == arm and r.status == "incomplete" for r in runs.runs),
+            }
+            for arm in arms
+        },
     }
 
 
@@ -297,8 +325,10 @@ def _accuracy(runs: Runs, arms: list[str], metric: str, cfg: Settings) -> dict[s
     for arm in arms:
         series = {seed: run.series(metric, "evals") for seed, run in runs.ok(arm).items()}
         series = {seed: s for seed, s in series.items() if len(s[0])}
-        per_seed = {seed: {"auc": auc(st, v), "final": float(v[-1]), "final_step": int(st[-1])}
-                    for seed, (st, v) in series.items()}
+        per_seed = {
+            seed: {"auc": auc(st, v), "final": float(v[-1]), "final_step": int(st[-1])}
+            for seed, (st, v) in series.items()
+        }
         out[arm] = {
             "auc": mean_ci([p["auc"] for p in per_seed.values()], cfg),
             "final": mean_ci([p["final"] for p in per_seed.values()], cfg),
@@ -334,19 +364,27 @@ def _steps_to_target(runs: Runs, arms: list[str], accuracy: dict[str, Any], cfg:
     series = {arm: {seed: run.series(cfg.metric, "evals") for seed, run in runs.ok(arm).items()} for arm in arms}
     finals = [running_mean(v, cfg.smooth_window)[-1] for _, v in series[cfg.baseline].values() if len(v)]
     target = float(np.mean(finals)) if finals else math.nan
-    reached = {arm: {seed: first_reach(st, v, target, cfg.smooth_window) for seed, (st, v) in s.items()}
-               for arm, s in series.items()}
+    reached = {
+        arm: {seed: first_reach(st, v, target, cfg.smooth_window) for seed, (st, v) in s.items()}
+        for arm, s in series.items()
+    }
     curves = {arm: accuracy[arm]["curve"] for arm in arms}
-    curve_step = {arm: first_reach(np.array(c["step"], dtype=int), np.array(c["mean"]), target, cfg.smooth_window)
-                  for arm, c in curves.items()}
+    curve_step = {
+        arm: first_reach(np.array(c["step"], dtype=int), np.array(c["mean"]), target, cfg.smooth_window)
+        for arm, c in curves.items()
+    }
     return {
         "metric": cfg.metric,
         "target": target,
         "smoothing": f"trailing running mean over {cfg.smooth_window} evals",
-        "arms": {arm: _reach_stats(reached[arm], reached[cfg.baseline]) | {
-            "mean_curve_steps": curve_step[arm],
-            "ratio_mean_curve": _ratio(curve_step[arm], curve_step[cfg.baseline]),
-        } for arm in arms},
+        "arms": {
+            arm: _reach_stats(reached[arm], reached[cfg.baseline])
+            | {
+                "mean_curve_steps": curve_step[arm],
+                "ratio_mean_curve": _ratio(curve_step[arm], curve_step[cfg.baseline]),
+            }
+            for arm in arms
+        },
     }
 
 
@@ -381,8 +419,12 @@ def _gradients(runs: Runs, arms: list[str], cfg: Settings) -> dict[str, Any]:
         }
         keys = ("median_grad_norm", "frac_vanishing", "frac_exploding", "mean_frac_zero_std")
         out[arm] = {key: mean_ci([p[key] for p in per_seed.values()], cfg) for key in keys} | {"per_seed": per_seed}
-    return {"vanish_ratio": cfg.vanish_ratio, "explode_ratio": cfg.explode_ratio,
-            "median": "per run, over all logged steps", "arms": out}
+    return {
+        "vanish_ratio": cfg.vanish_ratio,
+        "explode_ratio": cfg.explode_ratio,
+        "median": "per run, over all logged steps",
+        "arms": out,
+    }
 
 
 def _curves(runs: Runs, arms: list[str], accuracy: dict[str, dict[str, Any]], cfg: Settings) -> dict[str, Any]:
@@ -423,17 +465,25 @@ def verdict(paired: Mapping[str, Any], metric: str, cfg: Settings = Settings()) 
     auc_d, final_d = paired[metric]["auc"], paired[metric]["final"]
     n = auc_d["n"]
     if n == 0:
-        return {"label": "not compared", "final_label": "not compared", "n_pairs": 0,
-                "text": f"not compared: no seed has a finished run in both this arm and {cfg.baseline!r}"}
+        return {
+            "label": "not compared",
+            "final_label": "not compared",
+            "n_pairs": 0,
+            "text": f"not compared: no seed has a finished run in both this arm and {cfg.baseline!r}",
+        }
     label = {1: "faster", -1: "slower", 0: "no detectable difference"}[_direction(auc_d, cfg.alpha)]
     final = {1: "higher", -1: "lower", 0: "no detectable difference"}[_direction(final_d, cfg.alpha)]
     seeds = f"{n} seed" + "s" * (n > 1)
     head = f"{label} than {cfg.baseline}" if label != "no detectable difference" else f"{label} at {seeds}"
-    text = (f"{head}: Δ AUC {_fmt(auc_d)}, p = {auc_d['p']:.3g}; final accuracy {final}: Δ {_fmt(final_d)}, "
-            f"p = {final_d['p']:.3g} ({n} paired, {metric}; decided by CI excluding 0 and p ≤ {cfg.alpha})")
+    text = (
+        f"{head}: Δ AUC {_fmt(auc_d)}, p = {auc_d['p']:.3g}; final accuracy {final}: Δ {_fmt(final_d)}, "
+        f"p = {final_d['p']:.3g} ({n} paired, {metric}; decided by CI excluding 0 and p ≤ {cfg.alpha})"
+    )
     if n < _min_seeds(cfg.alpha):
-        text += (f". With {seeds} the smallest attainable two-sided p is {min(1.0, 2 / 2**n):.3g}: "
-                 f"at least {_min_seeds(cfg.alpha)} seeds are needed to detect any difference")
+        text += (
+            f". With {seeds} the smallest attainable two-sided p is {min(1.0, 2 / 2**n):.3g}: "
+            f"at least {_min_seeds(cfg.alpha)} seeds are needed to detect any difference"
+        )
     return {"label": label, "final_label": final, "n_pairs": n, "text": text}
 
 

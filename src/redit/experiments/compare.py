@@ -27,8 +27,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-steps", type=int, help="training steps per run (overrides base.training.max_steps)")
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--baseline", help="arm the others are compared with (overrides spec.baseline)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any spec key, e.g. --set base.training.learning_rate=1e-3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any spec key, e.g. --set base.training.learning_rate=1e-3 (repeatable)",
+    )
     parser.set_defaults(func=_main)
 
 
@@ -38,18 +43,29 @@ def _main(args: argparse.Namespace) -> int:
     from redit.experiments.runner import run_matrix
     from redit.experiments.spec import load_spec
 
-    spec = load_spec(args.spec, load_preset(DEFAULT_SPEC), overrides=args.set, output_dir=args.output_dir,
-                     seeds=args.seeds, max_steps=args.max_steps, workers=args.workers)
+    spec = load_spec(
+        args.spec,
+        load_preset(DEFAULT_SPEC),
+        overrides=args.set,
+        output_dir=args.output_dir,
+        seeds=args.seeds,
+        max_steps=args.max_steps,
+        workers=args.workers,
+    )
     baseline = args.baseline or spec.baseline
     if baseline not in spec.arms:
         raise ValueError(f"--baseline '{baseline}' is not an arm; arms: {list(spec.arms)}")
-    print(f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} "
-          f"({spec.workers} at once)", flush=True)
+    print(
+        f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({spec.workers} at once)",
+        flush=True,
+    )
     outcomes = run_matrix(spec)
     for outcome in outcomes:
         if outcome.status == "failed":
-            print(f"  FAILED: {outcome.request.arm} seed {outcome.request.seed} "
-                  f"(see {spec.output_dir / 'runs' / outcome.request.arm / f'seed{outcome.request.seed}' / 'error.txt'})")
+            print(
+                f"  FAILED: {outcome.request.arm} seed {outcome.request.seed} "
+                f"(see {spec.output_dir / 'runs' / outcome.request.arm / f'seed{outcome.request.seed}' / 'error.txt'})"
+            )
     runs = load_runs(spec.output_dir)
     summary = analyze(runs, baseline=baseline)
     report = write_report(spec.output_dir, summary, runs)

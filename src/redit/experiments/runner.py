@@ -91,11 +91,16 @@ def _launch(spec: ExperimentSpec, request: RunRequest, threads: int) -> subproce
     path = _request_file(spec, request)
     path.write_text(json.dumps({"key": request.key, "arm": request.arm, "seed": request.seed, "raw": request.raw}))
     (run_dir(request) / "error.txt").unlink(missing_ok=True)
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "REDIT_TORCH_THREADS": str(threads),
-                        "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = os.environ | {
+        "OMP_NUM_THREADS": str(threads),
+        "REDIT_TORCH_THREADS": str(threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = (spec.output_dir / "logs" / f"{request.arm}-seed{request.seed}.log").open("a")
-    return subprocess.Popen([sys.executable, "-m", "redit.experiments.runner", str(path)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "redit.experiments.runner", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
 
 
 def _finish(spec: ExperimentSpec, request: RunRequest, returncode: int) -> str:
@@ -104,7 +109,9 @@ def _finish(spec: ExperimentSpec, request: RunRequest, returncode: int) -> str:
     log = spec.output_dir / "logs" / f"{request.arm}-seed{request.seed}.log"
     tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
     run_dir(request).mkdir(parents=True, exist_ok=True)
-    (run_dir(request) / "error.txt").write_text(f"exit code {returncode}; last log lines ({log}):\n" + "\n".join(tail) + "\n")
+    (run_dir(request) / "error.txt").write_text(
+        f"exit code {returncode}; last log lines ({log}):\n" + "\n".join(tail) + "\n"
+    )
     return "failed"
 
 

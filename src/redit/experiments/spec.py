@@ -80,8 +80,13 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def parse_spec(raw: dict[str, Any], output_dir: str | None = None, seeds: int | None = None,
-               max_steps: int | None = None, workers: int | None = None) -> ExperimentSpec:
+def parse_spec(
+    raw: dict[str, Any],
+    output_dir: str | None = None,
+    seeds: int | None = None,
+    max_steps: int | None = None,
+    workers: int | None = None,
+) -> ExperimentSpec:
     """Validate a spec mapping (flags override it) and every run config in it, before anything runs."""
     unknown = set(raw) - set(SPEC_KEYS)
     if unknown:

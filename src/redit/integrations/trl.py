@@ -120,7 +120,7 @@ class ReditRewards:
         """Attach trainer facts (the callback calls this when the trainer is built and when training starts)."""
         if weights is not None and len(weights) != len(self.originals):
             raise ValueError(
-                f"training.reward_weights has {len(weights)} values but there are {len(self.originals)} reward functions"
+                f"training.reward_weights has {len(weights)} values for {len(self.originals)} reward functions"
             )
         if self.shapes_advantages:
             _check_shaping(self.dither.config.mode, weights, aggregation, scale_rewards, local_batch, group_size)

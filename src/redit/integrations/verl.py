@@ -181,7 +181,11 @@ def _outcome_advantage(
     step = current_step()
     try:
         out = estimator(
-            token_level_rewards.sum(dim=-1), index, convention="verl", dither=settings.dither, step=step,
+            token_level_rewards.sum(dim=-1),
+            index,
+            convention="verl",
+            dither=settings.dither,
+            step=step,
             r_max=settings.r_max,
         )
     except ValueError as error:

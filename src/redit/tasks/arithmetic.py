@@ -1,4 +1,6 @@
-"""A synthetic arithmetic task (``12+34=`` → ``46``), scored by the strict ``exact_answer`` reward: seeded, offline, with a disjoint held-out set.
+"""A synthetic arithmetic task (``12+34=`` → ``46``), scored by the strict ``exact_answer`` reward.
+
+Seeded and offline, with a disjoint held-out set.
 
 Every problem of the chosen size is assigned to the held-out split by a seeded hash (``heldout_fraction``), so the
 two splits never share a problem and are the same for every run with the same ``seed``.
