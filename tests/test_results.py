@@ -22,7 +22,7 @@ def test_report_tables_match_summary(regime: str) -> None:
     summary = json.loads((MAP / regime / "summary.json").read_text())
     report = (MAP / regime / "report.md").read_text()
     rows = headline_rows(summary)
-    assert len(rows) == 7 and summary["runs"]["ok"] == 42
+    assert len(rows) == 7 and summary["runs"]["ok"] == 84
     for row in rows:
         assert "| " + " | ".join(row) + " |" in report, row
     for plot in ("accuracy_greedy", "reward_clean", "grad_norm", "frac_zero_std_clean"):
