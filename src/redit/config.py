@@ -61,6 +61,20 @@ class DataConfig:
     prompt_style: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    def load(self, split: str, limit: int | None = None) -> Any:
+        """The task's ``split`` as a dataset with ``prompt`` and ``answer`` columns."""
+        from redit.tasks import load_task
+
+        return load_task(
+            self.task,
+            self.path,
+            split=split,
+            limit=limit,
+            prompt_style=self.prompt_style,
+            conversational=self.conversational,
+            **self.params,
+        )
+
 
 @dataclass
 class RewardSpec:

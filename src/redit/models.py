@@ -39,9 +39,9 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     key = {
         "tiny": vars(tiny),
         "warm_start": warm,
-        "task": data.task,
-        "params": data.params,
-        "chat": data.conversational,
+        "data": [data.task, data.path, data.split, data.prompt_style, data.conversational, data.params]
+        if warm is not None
+        else None,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_dir() / "models" / digest
@@ -54,16 +54,7 @@ def _build(path: Path, tiny: TinyModelConfig, warm: dict[str, Any] | None, data:
     staging = path.with_name(path.name + f".tmp{os.getpid()}")
     save_tiny_model(staging, tiny)
     if warm is not None:
-        from redit.tasks import load_task
-
-        dataset = load_task(
-            data.task,
-            data.path,
-            split=data.split,
-            limit=warm["limit"],
-            conversational=data.conversational,
-            **data.params,
-        )
+        dataset = data.load(data.split, warm["limit"])
         supervised_warm_start(
             staging,
             list(dataset["prompt"]),

@@ -154,21 +154,11 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
     from redit.callbacks import MetricsJsonl
     from redit.models import resolve_model
-    from redit.tasks import load_task
 
     args = grpo_args(config)
     rewards = build_rewards(config)
-    data = config.data
-    train_set = load_task(
-        data.task,
-        data.path,
-        split=data.split,
-        limit=data.limit,
-        prompt_style=data.prompt_style,
-        conversational=data.conversational,
-        **data.params,
-    )
-    model_path = resolve_model(config.model, data)
+    train_set = config.data.load(config.data.split, config.data.limit)
+    model_path = resolve_model(config.model, config.data)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
     out = Path(config.output_dir)
@@ -194,18 +184,9 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
 def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
     from redit.callbacks import HeldoutEval
-    from redit.tasks import load_task
 
-    data, spec = config.data, config.eval
-    heldout = load_task(
-        data.task,
-        data.path,
-        split=data.eval_split,
-        limit=spec.limit,
-        prompt_style=data.prompt_style,
-        conversational=data.conversational,
-        **data.params,
-    )
+    spec = config.eval
+    heldout = config.data.load(config.data.eval_split, spec.limit)
     reward_spec = RewardSpec(name=spec.reward) if spec.reward else config.rewards[0]
     return HeldoutEval(
         Path(config.output_dir) / "eval.jsonl",
