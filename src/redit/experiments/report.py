@@ -237,8 +237,7 @@ def _target_blocks(s: Mapping[str, Any]) -> list[Block]:
             f"Target: the baseline's final {t['metric']} level, {_num(t['target'])} (mean over baseline seeds of "
             f"the last point of each smoothed curve). Smoothing: {t['smoothing']}. A run's steps-to-target is the "
             "first eval step from which its smoothed curve stays at or above the target; the mean curve's is the "
-            "same for the "
-            "mean over seeds. Ratios are arm steps / baseline steps (< 1: faster).",
+            "same for the mean over seeds. Ratios are arm steps / baseline steps (< 1: faster).",
         ),
         (
             "table",
