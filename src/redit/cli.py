@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from redit import __version__
+
 # subcommand -> module exposing `add_parser(subparsers)`; each parser sets `func(args) -> int`.
 COMMANDS = {
     "train": "redit.train",
@@ -16,6 +18,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="redit", description="Reward dithering (ReDit) for GRPO on TRL and verl.")
+    parser.add_argument("--version", action="version", version=f"redit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         importlib.import_module(module).add_parser(subparsers)

@@ -388,7 +388,7 @@ def _steps_to_target(runs: Runs, arms: list[str], accuracy: dict[str, Any], cfg:
     }
 
 
-def _ratio(steps: int | float | None, base: int | float | None) -> float:
+def _ratio(steps: float | None, base: float | None) -> float:
     """``steps / base``; NaN when either is missing or the baseline needs no steps."""
     return steps / base if steps is not None and base else math.nan
 

@@ -109,17 +109,21 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
         ("ul", [f"{arm}: {s['verdicts'][arm]['text']}" for arm in s["arms"][1:]] or ["only the baseline arm ran"]),
         (
             "p",
-            f"A verdict says faster or slower only when the paired 95% CI of Δ AUC excludes 0 and the exact "
-            f"sign-flip p ≤ {cfg['alpha']}; at least {cfg['min_seeds_for_alpha']} paired seeds are needed for "
-            "that. Percentile-bootstrap CIs over few seeds are too narrow, which is why both are required.",
+            (
+                f"A verdict says faster or slower only when the paired 95% CI of Δ AUC excludes 0 and the exact "
+                f"sign-flip p ≤ {cfg['alpha']}; at least {cfg['min_seeds_for_alpha']} paired seeds are needed for "
+                "that. Percentile-bootstrap CIs over few seeds are too narrow, which is why both are required."
+            ),
         ),
         ("table", (list(HEADLINE), headline_rows(s))),
         *_runs_blocks(s),
         ("h2", "Held-out accuracy"),
         (
             "p",
-            "AUC is the trapezoid area under a run's accuracy-vs-step curve over all its evals (step 0 included) "
-            "divided by the step span: the run's mean accuracy over training, in [0, 1]. Final is the last eval.",
+            (
+                "AUC is the trapezoid area under a run's accuracy-vs-step curve over all its evals (step 0 included) "
+                "divided by the step span: the run's mean accuracy over training, in [0, 1]. Final is the last eval."
+            ),
         ),
         (
             "table",
@@ -143,8 +147,10 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
         ("h2", f"Paired differences vs {base}"),
         (
             "p",
-            "Arm minus baseline, per seed (same seed: same data order and warm start); mean [95% bootstrap CI], "
-            "two-sided sign-flip permutation p (exact when all 2^n sign flips are enumerated).",
+            (
+                "Arm minus baseline, per seed (same seed: same data order and warm start); mean [95% bootstrap CI], "
+                "two-sided sign-flip permutation p (exact when all 2^n sign flips are enumerated)."
+            ),
         ),
         (
             "table",
@@ -172,8 +178,10 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
         (
             "ul",
             [
-                f"Confidence intervals: {cfg['ci_method']} (scipy.stats.bootstrap), level {cfg['confidence']}, "
-                f"{cfg['n_resamples']} resamples, seed {cfg['seed']}; none with fewer than 2 runs.",
+                (
+                    f"Confidence intervals: {cfg['ci_method']} (scipy.stats.bootstrap), level {cfg['confidence']}, "
+                    f"{cfg['n_resamples']} resamples, seed {cfg['seed']}; none with fewer than 2 runs."
+                ),
                 f"p-values: {cfg['permutation']} (scipy.stats.permutation_test, permutation_type='samples').",
                 "Runs with error.txt are failed and those without DONE incomplete; both are excluded from statistics.",
                 "Curves: mean over seeds at each step with a 95% bootstrap band; training curves are per-run trailing "
@@ -234,10 +242,12 @@ def _target_blocks(s: Mapping[str, Any]) -> list[Block]:
         ("h2", "Steps to target"),
         (
             "p",
-            f"Target: the baseline's final {t['metric']} level, {_num(t['target'])} (mean over baseline seeds of "
-            f"the last point of each smoothed curve). Smoothing: {t['smoothing']}. A run's steps-to-target is the "
-            "first eval step from which its smoothed curve stays at or above the target; the mean curve's is the "
-            "same for the mean over seeds. Ratios are arm steps / baseline steps (< 1: faster).",
+            (
+                f"Target: the baseline's final {t['metric']} level, {_num(t['target'])} (mean over baseline seeds of "
+                f"the last point of each smoothed curve). Smoothing: {t['smoothing']}. A run's steps-to-target is the "
+                "first eval step from which its smoothed curve stays at or above the target; the mean curve's is the "
+                "same for the mean over seeds. Ratios are arm steps / baseline steps (< 1: faster)."
+            ),
         ),
         (
             "table",
@@ -273,10 +283,12 @@ def _gradient_blocks(s: Mapping[str, Any], plots: Mapping[str, str]) -> list[Blo
         ("h2", "Gradient diagnostics"),
         (
             "p",
-            f"Thresholds relative to each run's median grad norm (before clipping, {g['median']}): "
-            f"vanishing step = grad_norm < {g['vanish_ratio']} × median, "
-            f"exploding step = grad_norm > {g['explode_ratio']} × median. "
-            "Per arm: mean [95% CI] over seeds of the per-run value.",
+            (
+                f"Thresholds relative to each run's median grad norm (before clipping, {g['median']}): "
+                f"vanishing step = grad_norm < {g['vanish_ratio']} × median, "
+                f"exploding step = grad_norm > {g['explode_ratio']} × median. "
+                "Per arm: mean [95% CI] over seeds of the per-run value."
+            ),
         ),
         ("table", (["arm", "median grad norm", "frac vanishing", "frac exploding", "mean zero-std fraction"], rows)),
         *[

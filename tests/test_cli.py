@@ -1,0 +1,13 @@
+"""The ``redit`` command itself."""
+
+import pytest
+
+import redit
+from redit.cli import main
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"redit {redit.__version__}"
