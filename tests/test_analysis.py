@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from synthetic_runs import write_experiment, write_run
 
-from redit.experiments.analysis import Settings, analyze, first_reach, load_runs, mean_ci, sign_flip_p
+from redit.experiments.analysis import analyze, load_runs
+from redit.experiments.stats import Settings, first_reach, mean_ci, sign_flip_p
 
 STEPS = [0, 10, 30, 60]  # uneven on purpose: the AUC must weight by step span
 
