@@ -216,6 +216,7 @@ def _accuracy(runs: Runs, arms: list[str], metric: str, cfg: Settings) -> dict[s
         }
         out[arm] = {
             "auc": mean_ci([p["auc"] for p in per_seed.values()], cfg),
+            "start": mean_ci([p["start"] for p in per_seed.values()], cfg),
             "final": mean_ci([p["final"] for p in per_seed.values()], cfg),
             "per_seed": per_seed,
             "curve": curve_ci(series, cfg),

@@ -58,6 +58,8 @@ def _learned_text(r: Mapping[str, Any], baseline: str) -> str:
     )
     if r["learned"]:
         return f"{baseline} learned: {numbers}."
+    if r["n"] < 2:
+        return f"{baseline} did not learn in this regime, as far as can be shown (a CI needs 2 seeds): {numbers}."
     return (
         f"{baseline} did not learn in this regime: {numbers}. Speed verdicts and steps ratios are withheld: "
         f"'steps to reach {baseline}'s final accuracy' measures nothing when {baseline} does not improve."
@@ -181,7 +183,11 @@ def verdict(paired: Mapping[str, Any], learned: Mapping[str, Any], cfg: Settings
             "text": f"not compared: no seed has a finished run in both this arm and {cfg.baseline!r}",
         }
     if not learned["learned"]:
-        return {"label": NOT_LEARNED, "final_label": NOT_LEARNED, "n_pairs": n, "text": learned["text"]}
+        text = (
+            f"{NOT_LEARNED} (see above); Δ AUC {_fmt(auc_d)}, p = {auc_d['p']:.3g}; Δ final {_fmt(final_d)}, "
+            f"p = {final_d['p']:.3g} ({n} paired, {cfg.metric})"
+        )
+        return {"label": NOT_LEARNED, "final_label": NOT_LEARNED, "n_pairs": n, "text": text}
     label = {1: "faster", -1: "slower", 0: "no detectable difference"}[_direction(auc_d, cfg.alpha)]
     final = {1: "higher", -1: "lower", 0: "no detectable difference"}[_direction(final_d, cfg.alpha)]
     seeds = f"{n} seed" + "s" * (n > 1)
