@@ -50,11 +50,16 @@ def baseline_learned(accuracy: Mapping[str, Any], cfg: Settings) -> dict[str, An
 
 
 def _learned_text(r: Mapping[str, Any], baseline: str) -> str:
+    if not math.isfinite(r["dip"]):
+        dip = "no held-out curve"
+    elif r["dip"] < 0:
+        dip = f"the mean curve dips {_num(r['dip'], sign=True)} below its step-0 value (step {r['dip_step']})"
+    else:
+        dip = "the mean curve never falls below its step-0 value"
     numbers = (
         f"{r['metric']} {_num(r['start']['mean'])} at step 0 → {_num(r['final']['mean'])} at the end, "
         f"gain {_fmt({'mean': r['gain'], 'lo': r['ci'][0], 'hi': r['ci'][1]})}, p = {r['p']:.3g} over {r['n']} "
-        f"seed{'s' * (r['n'] != 1)}; mean curve's lowest point {_num(r['dip'], sign=True)} vs step 0"
-        + (f" (step {r['dip_step']})" if r["dip_step"] is not None else "")
+        f"seed{'s' * (r['n'] != 1)}; {dip}"
     )
     if r["learned"]:
         return f"{baseline} learned: {numbers}."
