@@ -71,7 +71,9 @@ def _learned_text(r: Mapping[str, Any], baseline: str) -> str:
     )
 
 
-def steps_to_target(series: Mapping[str, Series], curves: Mapping[str, Any], learned: bool, cfg: Settings) -> dict:
+def steps_to_target(
+    series: Mapping[str, Series], curves: Mapping[str, Any], learned: bool, cfg: Settings
+) -> dict[str, Any]:
     """Steps each smoothed curve needs to reach one target, the baseline's final level, and ratios to the baseline's.
 
     Target: mean over baseline seeds of the last point of each smoothed curve. It is reported only when most
