@@ -17,8 +17,8 @@ from redit.rewards.base import max_reward_of
 METRIC_KEYS = {
     "loss": "loss",
     "grad_norm": "grad_norm",
-    "reward_clean": "redit/reward_clean",
-    "frac_zero_std_clean": "redit/frac_zero_std_clean",
+    "reward_clean": "reward",  # ReditGRPOTrainer leaves TRL's reward metrics clean
+    "frac_zero_std_clean": "frac_reward_zero_std",
     "sigma": "redit/sigma",
     "kl": "kl",
     "entropy": "entropy",

@@ -200,11 +200,6 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
     )
     if not config.rewards:
         raise ValueError("rewards: list at least one reward (e.g. rewards: [exact_answer])")
-    dither = config.dither
-    if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
-        raise ValueError(
-            f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none (or leave it out)"
-        )
     return config
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config, parse_yaml
 from redit.presets import TINY_TRAIN
+from redit.rewards.base import is_async
 
 CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
 
@@ -59,20 +60,30 @@ def resolve_reward(spec: RewardSpec) -> Callable[..., Any]:
         fn = get_reward(spec.name)
     if spec.max_reward is None:
         return fn
+    if is_async(fn):
 
-    @functools.wraps(fn)
-    def with_max(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
+        @functools.wraps(fn)
+        async def with_max(*args: Any, **kwargs: Any) -> Any:
+            return await fn(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def with_max(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
 
     with_max.max_reward = float(spec.max_reward)  # type: ignore[attr-defined]
     return with_max
 
 
-def build_rewards(config: RunConfig) -> Any:
-    """The run's reward functions wrapped for ReDit (validates names, maxima and the dither settings)."""
-    from redit.integrations.trl import ReditRewards
+def build_rewards(config: RunConfig) -> list[Callable[..., Any]]:
+    """The run's reward functions (validates names and, for ratio scaling, their maxima)."""
+    from redit.integrations.trl import check_maxima
+    from redit.rewards.base import max_reward_of, reward_name
 
-    return ReditRewards([resolve_reward(spec) for spec in config.rewards], config.dither)
+    rewards = [resolve_reward(spec) for spec in config.rewards]
+    check_maxima(config.dither, [reward_name(fn) for fn in rewards], [max_reward_of(fn) for fn in rewards])
+    return rewards
 
 
 def grpo_args(config: RunConfig) -> Any:
@@ -87,8 +98,6 @@ def grpo_args(config: RunConfig) -> Any:
     defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
     if not torch.cuda.is_available():
         defaults |= CPU_TRAINING_DEFAULTS
-    if config.dither is not None and config.dither.shapes_advantages:
-        training["scale_rewards"] = "none"  # TRL only subtracts the (zero) group mean of redit's advantages
     return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
@@ -147,27 +156,30 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> P
 
 
 def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
-    """A ready ``GRPOTrainer`` (ReDit-wrapped rewards, metrics and held-out callbacks) and the resolved config."""
+    """A ready ``ReditGRPOTrainer`` (metrics and held-out callbacks) and the resolved config."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.integrations import TensorBoardCallback
-    from trl import GRPOTrainer
 
     from redit.callbacks import MetricsJsonl
+    from redit.integrations.trl_trainer import ReditGRPOTrainer, check_settings, check_trl_version
     from redit.models import resolve_model
 
+    check_trl_version()
     args = grpo_args(config)
+    check_settings(args, config.dither)
     rewards = build_rewards(config)
     train_set = config.data.load(config.data.split, config.data.limit)
     model_path = resolve_model(config.model, config.data)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
     out = Path(config.output_dir)
-    callbacks = [rewards.callback, MetricsJsonl(out / "metrics.jsonl")]
+    callbacks = [MetricsJsonl(out / "metrics.jsonl")]
     if config.eval.every > 0:
         callbacks.append(_heldout(config, tokenizer, args))
-    trainer = GRPOTrainer(
+    trainer = ReditGRPOTrainer(
         model=model,
-        reward_funcs=rewards.reward_funcs,
+        reward_funcs=rewards,
+        dither=config.dither,
         args=args,
         train_dataset=train_set,
         processing_class=tokenizer,
