@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,17 @@ def test_start_up_checks_name_the_setting(tmp_path: Path) -> None:
         trainer_for(tmp_path, "--training.multi_objective_aggregation=normalize_then_sum")
     with pytest.raises(ValueError, match="dither.mode=flat_only sets the advantages.*ReditGRPOTrainer"):
         ReditRewards([has_digit], DitherConfig(sigma=0.1, mode="flat_only"))
+
+
+def test_training_completions_are_written_with_answers_and_clean_rewards(tmp_path: Path) -> None:
+    trainer = trainer_for(tmp_path, MODES["flat_only"])
+    inputs = batch(trainer, 4)
+    out = score(trainer, inputs)
+    records = [json.loads(line) for line in (tmp_path / "completions.jsonl").read_text().splitlines()]
+    assert [r["answer"] for r in records] == [row["answer"] for row in inputs]
+    assert all(r["step"] == 1 for r in records)
+    totals = [WEIGHTS[0] * r["rewards"]["has_digit"] + WEIGHTS[1] * r["rewards"]["length"] for r in records]
+    assert totals == pytest.approx(clean_totals(trainer, 16).tolist())
+    assert [r["advantage"] for r in records] == pytest.approx(out["advantages"].tolist(), abs=1e-6)
+    score(trainer, inputs, train=False)  # evaluation batches are not training completions
+    assert len((tmp_path / "completions.jsonl").read_text().splitlines()) == 16

@@ -1,7 +1,8 @@
 """``redit train``: one GRPO run on TRL's ``GRPOTrainer``, with or without ReDit, from a YAML config.
 
 Writes to ``output_dir``: ``config.yaml`` (resolved, noise-relevant TRL settings explicit), ``metrics.jsonl`` (one
-record per step), ``eval.jsonl`` (held-out accuracy), TensorBoard logs under ``tensorboard/``, checkpoints, ``DONE``.
+record per step), ``completions.jsonl`` (each training completion with its answer, clean rewards and advantage, as
+``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard logs, checkpoints, ``DONE``.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
         model=model,
         reward_funcs=rewards,
         dither=config.dither,
+        completions_path=out / "completions.jsonl",
         args=args,
         train_dataset=train_set,
         processing_class=tokenizer,

@@ -12,18 +12,24 @@ of the clean rewards; ``redit/sigma`` logs the std of the noise on the weighted 
 and uses ``num_generations_eval`` for its groups). The noise of process ``p``'s completions is keyed by
 ``(step, call within the step, p, function)``, as :class:`~redit.integrations.trl.ReditRewards` draws it: every
 process can draw every process's noise, so no noise is communicated, and a resumed run draws what the uninterrupted
-one did. The override point is the narrowest TRL offers: ``_calculate_rewards`` (kept) and the ``advantages`` of
+one did. ``completions_path`` (optional) collects every training completion with its gold ``answer``, clean rewards
+and advantage as JSON lines. The override point is the narrowest TRL offers: ``_calculate_rewards`` (kept) and the ``advantages`` of
 ``_generate_and_score_completions``' output (replaced), a private API, hence the pinned TRL versions.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
 from redit.advantages import CONVENTIONS, Groups, adaptive_sigma, group_baseline, mode_advantages, normalize
+from redit.callbacks import TruncateOnResume
 from redit.dither import Dither, DitherConfig
 from redit.integrations.trl import check_maxima, sigma_total, total_noise
 from redit.rewards.base import max_reward_of
@@ -97,6 +103,10 @@ def gathered_advantages(
     return out
 
 
+def _finite(values: torch.Tensor) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
 def _replace_tail(logged: Any, values: list[float]) -> None:
     """Overwrite the last ``len(values)`` entries of a bounded deque (those that fit)."""
     kept = min(len(values), len(logged))
@@ -107,9 +117,14 @@ def _replace_tail(logged: Any, values: list[float]) -> None:
 class ReditGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` with ReDit (``dither=None``: clean GRPO, computed by redit in the same way)."""
 
-    def __init__(self, *args: Any, dither: DitherConfig | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, dither: DitherConfig | None = None, completions_path: Path | None = None, **kwargs: Any
+    ):
         check_trl_version()
         super().__init__(*args, **kwargs)
+        self.completions_path = None if completions_path is None else Path(completions_path)
+        if self.completions_path is not None:
+            self.add_callback(TruncateOnResume(self.completions_path))
         check_settings(self.args, dither)
         self.redit_maxima = [max_reward_of(fn) for fn in self.reward_funcs]
         check_maxima(dither, self.reward_func_names, self.redit_maxima)
@@ -134,7 +149,28 @@ class ReditGRPOTrainer(GRPOTrainer):
         output["advantages"] = advantages[start : start + local].to(output["advantages"])
         _replace_tail(self._logs["advantages"], advantages.tolist())  # TRL logged its own advantages last
         self._metrics["train" if training else "eval"]["redit/sigma"].append(sigma)
+        if training and self.completions_path is not None:
+            self._write_completions(inputs, rewards, advantages)
         return output
+
+    def _write_completions(self, inputs: list[dict[str, Any]], rewards: torch.Tensor, advantages: torch.Tensor) -> None:
+        """Append the gathered batch to ``completions_path`` (JSON lines ``redit score`` reads), on process 0."""
+        answers = gather_object([row.get("answer") for row in inputs])
+        if not self.accelerator.is_main_process:
+            return
+        n = len(answers)
+        prompts, completions = list(self._logs["prompt"])[-n:], list(self._logs["completion"])[-n:]
+        with self.completions_path.open("a") as f:
+            for i in range(n):
+                record = {
+                    "step": self.state.global_step + 1,
+                    "prompt": prompts[i],
+                    "completion": completions[i],
+                    "answer": answers[i],
+                    "rewards": dict(zip(self.reward_func_names, _finite(rewards[i]))),
+                    "advantage": advantages[i].item(),
+                }
+                f.write(json.dumps(record) + "\n")
 
     def redit_advantages(self, total: torch.Tensor, training: bool) -> tuple[torch.Tensor, float]:
         """Advantages of the gathered batch (float64) and the σ of its noise; clean in evaluation."""
