@@ -71,7 +71,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid UTF-8 (byte {error.start} of the line)") from None
+                raise ValueError(f"{path}:{number}: not valid UTF-8 (byte {error.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:
