@@ -237,13 +237,13 @@ def _training_errors(training: Any) -> list[str]:
 def _params_errors(data: Any) -> list[str]:
     if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
         return []
+    task, params = data.get("task", "arithmetic"), data.get("params") or {}
     try:
-        params_type = DataConfig(task=data.get("task", "arithmetic")).params_type()
+        params_type = DataConfig(task=task).params_type()
     except (ValueError, ValidationError):
         return []  # RunConfig reports the task
-    params = data.get("params") or {}
     if params_type is None:
-        return [f"data.params: task '{data.get('task')}' takes no params, got {sorted(params)}"] if params else []
+        return [f"data.params: task '{task}' takes no params, got {sorted(params)}"] if params else []
     try:
         params_type.model_validate(params)
     except ValidationError as error:
@@ -268,7 +268,7 @@ def _run_errors(config: RunConfig) -> list[str]:
         return errors
     try:
         grpo_args(config)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, ImportError) as error:
         errors.append(f"training: {error}")
     try:
         build_rewards(config)
