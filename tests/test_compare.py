@@ -58,14 +58,14 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"baseline": "nope"}, r"^spec: baseline 'nope' is not an arm; arms: \['vanilla', 'redit'\]$"),
+        ({"baseline": "nope"}, r"^spec.baseline: 'nope' is not an arm; arms are \['vanilla', 'redit'\]$"),
         ({"arms": {}}, r"^spec.arms: expected at least 1 item"),
         ({"arms": {"vanilla": 5, "redit": {}}}, r"^spec.arms.vanilla: expected a mapping, got 5$"),
         ({"seeds": 0}, r"^spec.seeds: a positive count or a list of distinct integers, got 0$"),
         ({"seeds": [1, 1]}, r"^spec.seeds: expected distinct integers, got \[1, 1\]$"),
         ({"workers": 0}, r"^spec.workers: expected a value > 0, got 0$"),
         ({"output_dir": ["a"]}, r"^spec.output_dir: expected a path, got \['a'\]$"),
-        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, baseline, seeds, workers, base, arms$"),
+        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, base$"),
         ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, r"^arm 'vanilla': dither.sigma must be a finite number"),
         ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, r"^arm 'vanilla': rewards\[0\].name: unknown reward"),
     ],
@@ -107,6 +107,51 @@ def test_a_spec_with_one_bad_arm_creates_no_run_directory(tmp_path: Path, capsys
     assert main(["compare", str(spec_file)]) == 2
     assert "redit compare: error: arm 'redit': training.learning_rate: expected a number" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "flags", "message"),
+    [
+        (
+            {},
+            ["base.eval.every=7"],
+            {},
+            r"base.eval.every=7 does not divide base.training.max_steps=2 \(arm 'vanilla'\)",
+        ),
+        ({}, [], {"max_steps": 3}, r"base.eval.every=2 does not divide base.training.max_steps=3"),
+        (
+            {},
+            ["arms.redit.training.max_steps=5"],
+            {},
+            r"does not divide arms.redit.training.max_steps=5 \(arm 'redit'\)",
+        ),
+        ({}, ["arms.redit.eval.every=4"], {"max_steps": 6}, r"arms.redit.eval.every=4 does not divide base"),
+        ({}, ["base.eval.every=0"], {}, r"base.eval.every=0 \(arm 'vanilla'\): redit compare compares held-out"),
+        ({"baseline": "grpo"}, [], {}, r"baseline: 'grpo' is not an arm"),
+        ({}, [], {"baseline": "grpo"}, r"baseline: 'grpo' is not an arm"),
+    ],
+)
+def test_specs_that_cannot_be_compared_fail_before_running(
+    tmp_path: Path, change: dict, overrides: list, flags: dict, message: str
+) -> None:
+    """Every arm must evaluate at its last step (after overrides and flags) and the baseline must be an arm."""
+    from redit.experiments.spec import load_spec
+
+    spec = tiny_spec(tmp_path) | change
+    spec["base"]["eval"]["every"] = 2
+    with pytest.raises(ValueError, match=message):
+        load_spec(None, spec, overrides=overrides, **flags)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_cli_rejects_a_bad_baseline_before_running(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    assert main(["compare", str(spec_file), "--baseline", "grpo"]) == 2
+    assert "error: spec.baseline: 'grpo' is not an arm; arms are ['redit', 'vanilla']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 
 from redit.config import ConfigError, RunConfig, apply_overrides, error_lines, load_yaml, parse_config
 from redit.config_schema import STRICT
@@ -54,11 +54,11 @@ class ExperimentSpec(BaseModel):
     model_config = STRICT
 
     output_dir: Annotated[Path, Field(strict=False)] = Path("runs/compare")
-    baseline: str = "vanilla"
+    arms: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+    baseline: str = Field(default="vanilla", validate_default=True)
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
     workers: PositiveInt = Field(default="auto", validate_default=True)
     base: dict[str, Any] = {}
-    arms: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -81,11 +81,13 @@ class ExperimentSpec(BaseModel):
     def _empty_arms(cls, arms: Any) -> Any:
         return {name: arm or {} for name, arm in arms.items()} if isinstance(arms, dict) else arms
 
-    @model_validator(mode="after")
-    def _baseline_is_an_arm(self) -> ExperimentSpec:
-        if self.baseline not in self.arms:
-            raise ValueError(f"baseline '{self.baseline}' is not an arm; arms: {list(self.arms)}")
-        return self
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_is_an_arm(cls, baseline: str, info: ValidationInfo) -> str:
+        arms = info.data.get("arms")
+        if arms is not None and baseline not in arms:
+            raise ValueError(f"{baseline!r} is not an arm; arms are {list(arms)}")
+        return baseline
 
     def requests(self) -> list[RunRequest]:
         """Every (arm, seed) run, seeds outermost so partial results stay paired."""
@@ -120,9 +122,10 @@ def parse_spec(
     seeds: int | None = None,
     max_steps: int | None = None,
     workers: int | None = None,
+    baseline: str | None = None,
 ) -> ExperimentSpec:
     """Validate a spec mapping (flags override it) and the full run config of every arm, before anything runs."""
-    flags = {"output_dir": output_dir, "seeds": seeds, "workers": workers}
+    flags = {"output_dir": output_dir, "seeds": seeds, "workers": workers, "baseline": baseline}
     raw = copy.deepcopy(raw) | {key: value for key, value in flags.items() if value is not None}
     if max_steps is not None and isinstance(raw.get("base", {}), dict):
         base = raw.setdefault("base", {})
@@ -140,11 +143,31 @@ def parse_spec(
                 by_problem.setdefault(line, []).append(request.arm)
     if by_problem:
         raise ConfigError([f"{_arms(arms, spec)}: {line}" for line, arms in by_problem.items()])
+    check_comparable(spec)
     return spec
 
 
 def _arms(arms: list[str], spec: ExperimentSpec) -> str:
     return "every arm" if len(arms) == len(spec.arms) > 1 else "arm " + ", ".join(f"'{arm}'" for arm in arms)
+
+
+def check_comparable(spec: ExperimentSpec) -> None:
+    """Every arm (after its overrides and the flags) evaluates held-out accuracy at its last step."""
+    for arm, override in spec.arms.items():
+        raw = deep_merge(spec.base, override)
+        every, max_steps = (raw.get("eval") or {}).get("every", 0), (raw.get("training") or {}).get("max_steps")
+        every_key = ("arms." + arm if "eval" in override else "base") + ".eval.every"
+        steps_key = ("arms." + arm if "training" in override else "base") + ".training.max_steps"
+        if not isinstance(every, int) or every <= 0:
+            raise ValueError(
+                f"{every_key}={every!r} (arm {arm!r}): redit compare compares held-out accuracy; "
+                "set eval.every to a positive divisor of training.max_steps"
+            )
+        if isinstance(max_steps, int) and max_steps % every:
+            raise ValueError(
+                f"{every_key}={every} does not divide {steps_key}={max_steps} (arm {arm!r}): the last step would "
+                "have no eval; choose an eval.every that divides it (--max-steps and --set change these too)"
+            )
 
 
 def load_spec(
