@@ -23,8 +23,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train one GRPO run (optionally with ReDit) from a YAML config",
-        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value, "
-        "e.g. --training.max_steps=4 --dither.sigma=0.1. Without --config, trains the tiny CPU preset.",
+        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value or "
+        "--section.key VALUE, e.g. --training.max_steps=4 --dither.sigma 0.1. The whole config (and TRL's "
+        "GRPOConfig) is validated before anything is written. Without --config, trains the tiny CPU preset.",
     )
     parser.add_argument(
         "--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)"
