@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import re
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,9 @@ def _run_errors(config: RunConfig) -> list[str]:
     if errors:
         return errors
     try:
-        grpo_args(config)
+        with warnings.catch_warnings():  # TRL's deprecation notices come once, when the trainer is built
+            warnings.simplefilter("ignore")
+            grpo_args(config)
     except (ValueError, TypeError, ImportError) as error:
         errors.append(f"training: {error}")
     try:
