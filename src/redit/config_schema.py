@@ -260,15 +260,19 @@ def _dotted(loc: tuple) -> str:
 def _message(items: list[dict[str, Any]], model: type[BaseModel] | None) -> str:
     first = items[0]
     kind, value = first["type"], first.get("input")
-    if kind == "missing" or value is None and _dotted(first["loc"]) in MISSING:
+    if kind == "missing" or (value is None and _dotted(first["loc"]) in MISSING):
         return MISSING.get(_dotted(first["loc"]), "required")
     if kind in BOUNDS:
         return f"expected a value {BOUNDS[kind]} {next(iter(first['ctx'].values()))}, got {value!r}"
-    if kind in ("too_short", "string_too_short"):
+    if kind == "string_too_short":
+        return f"expected a non-empty string, got {value!r}"
+    if kind == "too_short":
         return f"expected at least {first['ctx']['min_length']} item(s), got {value!r}"
     if kind == "extra_forbidden":
         known = _fields_at(model, first["loc"][:-1])
-        return "unknown key" + did_you_mean(str(first["loc"][-1]), known) + (f"; known: {', '.join(known)}")
+        return (
+            "unknown key" + did_you_mean(str(first["loc"][-1]), known) + (f"; known: {', '.join(known)}" * bool(known))
+        )
     if kind in ("value_error", "assertion_error"):
         return first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     expected = [EXPECTED.get(i["type"]) or i["msg"].removeprefix("Input should be ") for i in items]
