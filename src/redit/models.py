@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 
-from redit.config import DataConfig, ModelConfig
-from redit.tiny import TinyModelConfig, save_tiny_model
+from redit.config_schema import DataConfig, ModelConfig, TinyModelConfig
+from redit.tiny import save_tiny_model
 
-WARM_START_DEFAULTS = {"steps": 225, "learning_rate": 1e-3, "batch_size": 64, "limit": None, "seed": 0}
 # bump when the warm-start recipe changes, so cached models of the old recipe are not reused
 WARM_START_RECIPE = 2
 
@@ -35,16 +34,10 @@ def cache_dir() -> Path:
 def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     """Path or hub id of the starting model, building (and caching) a tiny or warm-started one if asked."""
     if model.name_or_path is not None:
-        if model.warm_start:
-            raise ValueError("model.warm_start applies to tiny models only; drop it or model.name_or_path")
         return model.name_or_path
-    tiny = TinyModelConfig(**model.tiny)
-    warm = {**WARM_START_DEFAULTS, **(model.warm_start or {})} if model.warm_start is not None else None
-    unknown = set(model.warm_start or {}) - set(WARM_START_DEFAULTS)
-    if unknown:
-        raise ValueError(f"model.warm_start: unknown key(s) {sorted(unknown)}; known: {sorted(WARM_START_DEFAULTS)}")
+    warm = model.warm_start.model_dump() if model.warm_start is not None else None
     key = {
-        "tiny": vars(tiny),
+        "tiny": model.tiny.model_dump(),
         "warm_start": warm if warm is None else warm | {"recipe": WARM_START_RECIPE},
         "data": [data.task, data.path, data.split, data.prompt_style, data.conversational, data.params]
         if warm is not None
@@ -53,7 +46,7 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_dir() / "models" / digest
     if not (path / "config.json").exists():
-        _build(path, tiny, warm, data)
+        _build(path, model.tiny, warm, data)
     return str(path)
 
 
