@@ -2,35 +2,31 @@
 
 Writes to ``output_dir``: ``config.yaml`` (resolved, noise-relevant TRL settings explicit), ``metrics.jsonl`` (one
 record per step), ``completions.jsonl`` (each training completion with its answer, clean rewards and advantage, as
-``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard logs, checkpoints, ``DONE``.
+``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard logs under ``tensorboard/``, checkpoints, ``DONE``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config, parse_yaml
+from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RunConfig, build_rewards, grpo_args, load_config, parse_yaml
+from redit.config_schema import LoraSettings, RewardSpec
 from redit.presets import TINY_TRAIN
-from redit.rewards.base import is_async
-
-CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train one GRPO run (optionally with ReDit) from a YAML config",
-        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value, "
-        "e.g. --training.max_steps=4 --dither.sigma=0.1. Without --config, trains the tiny CPU preset.",
+        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value or "
+        "--section.key VALUE, e.g. --training.max_steps=4 --dither.sigma 0.1. The whole config (and TRL's "
+        "GRPOConfig) is validated before anything is written. Without --config, trains the tiny CPU preset.",
     )
     parser.add_argument(
         "--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)"
@@ -45,61 +41,6 @@ def _main(args: argparse.Namespace) -> int:
     out = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"redit train: done; metrics in {out / 'metrics.jsonl'}")
     return 0
-
-
-def resolve_reward(spec: RewardSpec) -> Callable[..., Any]:
-    """A reward function from its registry name or ``module:function`` path, with ``max_reward`` if overridden."""
-    if ":" in spec.name:
-        module, _, attr = spec.name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as error:
-            raise ValueError(f"rewards: cannot import '{spec.name}': {error}") from error
-    else:
-        from redit.rewards import get_reward
-
-        fn = get_reward(spec.name)
-    if spec.max_reward is None:
-        return fn
-    if is_async(fn):
-
-        @functools.wraps(fn)
-        async def with_max(*args: Any, **kwargs: Any) -> Any:
-            return await fn(*args, **kwargs)
-
-    else:
-
-        @functools.wraps(fn)
-        def with_max(*args: Any, **kwargs: Any) -> Any:
-            return fn(*args, **kwargs)
-
-    with_max.max_reward = float(spec.max_reward)  # type: ignore[attr-defined]
-    return with_max
-
-
-def build_rewards(config: RunConfig) -> list[Callable[..., Any]]:
-    """The run's reward functions (validates names and, for ratio scaling, their maxima)."""
-    from redit.integrations.trl import check_maxima
-    from redit.rewards.base import max_reward_of, reward_name
-
-    rewards = [resolve_reward(spec) for spec in config.rewards]
-    check_maxima(config.dither, [reward_name(fn) for fn in rewards], [max_reward_of(fn) for fn in rewards])
-    return rewards
-
-
-def grpo_args(config: RunConfig) -> Any:
-    """TRL ``GRPOConfig`` for the run: CPU-safe defaults, one log per step, TensorBoard, our reward weights."""
-    import torch
-    from trl import GRPOConfig
-
-    training = dict(config.training)
-    weights = [spec.weight for spec in config.rewards]
-    if "reward_weights" in training and list(training["reward_weights"]) != weights:
-        raise ValueError("training.reward_weights conflicts with rewards[].weight: set weights in rewards only")
-    defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
-    if not torch.cuda.is_available():
-        defaults |= CPU_TRAINING_DEFAULTS
-    return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
 def resolved_config(config: RunConfig, args: Any) -> dict[str, Any]:
@@ -162,12 +103,10 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     from transformers.integrations import TensorBoardCallback
 
     from redit.callbacks import MetricsJsonl
-    from redit.integrations.trl_trainer import ReditGRPOTrainer, check_settings, check_trl_version
+    from redit.integrations.trl_trainer import ReditGRPOTrainer
     from redit.models import resolve_model
 
-    check_trl_version()
     args = grpo_args(config)
-    check_settings(args, config.dither)
     rewards = build_rewards(config)
     train_set = config.data.load(config.data.split, config.data.limit)
     model_path = resolve_model(config.model, config.data)
@@ -201,12 +140,12 @@ def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
 
     spec = config.eval
     heldout = config.data.load(config.data.eval_split, spec.limit)
-    reward_spec = RewardSpec(name=spec.reward) if spec.reward else config.rewards[0]
+    reward = RewardSpec(name=spec.reward).function() if spec.reward else config.rewards[0].function()
     return HeldoutEval(
         Path(config.output_dir) / "eval.jsonl",
         heldout["prompt"],
         heldout["answer"],
-        resolve_reward(reward_spec),
+        reward,
         tokenizer,
         every=spec.every,
         k=spec.k,
@@ -221,24 +160,12 @@ def _dtype(name: str) -> Any:
 
     if name == "auto":
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    if not hasattr(torch, name) or not isinstance(getattr(torch, name), torch.dtype):
-        raise ValueError(f"model.dtype: unknown dtype '{name}' (use auto, float32, bfloat16 or float16)")
     return getattr(torch, name)
 
 
-def _lora(lora: dict[str, Any] | None) -> Any:
-    if not lora:
+def _lora(lora: LoraSettings | None) -> Any:
+    if lora is None:
         return None
     from peft import LoraConfig
 
-    settings = {
-        "r": 8,
-        "lora_alpha": 64,
-        "lora_dropout": 0.05,
-        "target_modules": "all-linear",
-        "task_type": "CAUSAL_LM",
-    }
-    unknown = set(lora) - set(settings)
-    if unknown:
-        raise ValueError(f"model.lora: unknown key(s) {sorted(unknown)}; known: {sorted(settings)}")
-    return LoraConfig(**(settings | lora))
+    return LoraConfig(**lora.model_dump())
