@@ -1,4 +1,5 @@
-"""Tiny-model GRPO step time in one process vs two (``accelerate launch --num_processes 2 --cpu``, gloo).
+"""Tiny-model GRPO step time in one process vs two on CPU (``accelerate launch --multi_gpu --num_processes 2`` with no
+GPU visible: gloo; ``--cpu`` would start one process).
 
 Both run ``redit train`` on the ``tiny-cpu`` preset with the same global batch (64 completions per step: 64 on one
 process, 32 on each of two). A step's time is the difference between the wall times of a ``--long`` and a ``--short``
@@ -11,13 +12,14 @@ is built once first (cached under ``$REDIT_CACHE``).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines=1", "--cpu"]
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines=1"]
 LAUNCH += ["--mixed_precision=no", "--dynamo_backend=no"]
 
 
@@ -26,7 +28,9 @@ def run_seconds(processes: int, steps: int, out: Path) -> float:
     train = ["-m", "redit.cli", "train", f"--output_dir={out}", f"--training.max_steps={steps}"]
     train += [f"--training.per_device_train_batch_size={64 // processes}", "--eval.every=0", "--overwrite"]
     start = time.perf_counter()
-    subprocess.run([*LAUNCH, f"--num_processes={processes}", *train], check=True, capture_output=True)
+    env = os.environ | {"CUDA_VISIBLE_DEVICES": ""}
+    launch = [*LAUNCH, *(["--multi_gpu"] if processes > 1 else []), f"--num_processes={processes}"]
+    subprocess.run([*launch, *train], check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 

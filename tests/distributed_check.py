@@ -1,4 +1,4 @@
-"""Run under ``accelerate launch --num_processes 2 --cpu``: one generation call of ``ReditGRPOTrainer`` per noise mode
+"""Run under ``accelerate launch --multi_gpu --num_processes 2`` with no GPU visible (gloo): one generation call of ``ReditGRPOTrainer`` per noise mode
 on the tiny model, with groups split across the processes; each process writes what it computed to
 ``<out>/rank<r>.json`` (see ``tests/test_distributed.py``)."""
 

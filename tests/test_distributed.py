@@ -1,4 +1,5 @@
-"""Two processes on CPU (``accelerate launch --num_processes 2 --cpu``, gloo) with the tiny model: the advantages every
+"""Two processes on CPU (``accelerate launch --multi_gpu --num_processes 2`` with no GPU visible: gloo; note that
+``--cpu`` would start one process only) with the tiny model: the advantages every
 process computes are identical and follow the per-process keyed noise; a 2-process run resumed from a checkpoint
 repeats the uninterrupted one; held-out evaluation runs on both processes and covers every prompt once.
 
@@ -27,7 +28,7 @@ from redit.presets import TINY_TRAIN
 from redit.rewards import get_reward
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes=2", "--num_machines=1", "--cpu"]
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2", "--num_machines=1"]
 LAUNCH += ["--mixed_precision=no", "--dynamo_backend=no"]
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def launch(cache: Path, *args: str) -> None:
-    env = os.environ | {"REDIT_CACHE": str(cache), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env = os.environ | {"REDIT_CACHE": str(cache), "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run([*LAUNCH, *args], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
