@@ -51,22 +51,32 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    """``eval_path``: the held-out data when not ``path`` (e.g. MATH-500 for a MATH-train run).
+    ``max_prompt_length``: render prompts and keep their last N tokens (TRL 0.15.2's left truncation)."""
+
     task: str = "arithmetic"
     path: str | None = None
     split: str = "train"
     limit: int | None = None
     eval_split: str = "test"
+    eval_path: str | None = None
     conversational: bool = False
     prompt_style: str | None = None
+    max_prompt_length: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, split: str, limit: int | None = None) -> Any:
-        """The task's ``split`` as a dataset with ``prompt`` and ``answer`` columns."""
+    def __post_init__(self) -> None:
+        length = self.max_prompt_length
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length <= 0):
+            raise ValueError(f"data.max_prompt_length must be a positive number of tokens, got {length!r}")
+
+    def load(self, split: str, limit: int | None = None, heldout: bool = False) -> Any:
+        """The task's ``split`` (of ``eval_path`` if ``heldout`` and set) with ``prompt`` and ``answer`` columns."""
         from redit.tasks import load_task
 
         return load_task(
             self.task,
-            self.path,
+            self.eval_path if heldout and self.eval_path else self.path,
             split=split,
             limit=limit,
             prompt_style=self.prompt_style,
