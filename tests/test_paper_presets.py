@@ -26,6 +26,7 @@ AUTHORS_TRAINING = {
     "max_grad_norm": 0.1,
     "num_generations": 8,
     "max_steps": 1000,
+    "steps_per_generation": 1,
     "temperature": 0.9,
     "top_k": 50,
     "top_p": 1.0,
