@@ -12,6 +12,7 @@ from redit import __version__
 COMMANDS = {
     "train": "redit.train",
     "compare": "redit.experiments.compare",
+    "report": "redit.experiments.report",
     "score": "redit.score",
 }
 
