@@ -11,6 +11,7 @@ import yaml
 
 from redit.config import parse_config
 from redit.dither import Dither
+from redit.experiments.spec import parse_spec
 from redit.presets import load_preset, preset_names, read_config
 from redit.tasks.prompts import build_prompt, truncate_prompt, truncate_prompts
 from redit.train import build_rewards, grpo_args, resolved_config
@@ -116,6 +117,8 @@ def test_scheduled_preset_is_the_authors_active_run(tmp_path: Any) -> None:
 
 def test_compare_paper_uses_one_checker_unless_paper_exact() -> None:
     clean, exact = load_preset("compare-paper"), load_preset("compare-paper-exact")
+    for spec in (clean, exact):
+        parse_spec(spec)  # every arm's config and rewards are valid (no model is loaded)
     assert all("rewards" not in arm for arm in clean["arms"].values())
     assert clean["base"]["rewards"][-1] == "gsm8k_correctness_authors"
     assert exact["arms"]["vanilla"]["rewards"] == [*GSM8K_REWARDS[:-1], "gsm8k_correctness_vanilla_authors"]
