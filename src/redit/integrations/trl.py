@@ -70,7 +70,9 @@ def sigma_total(dither: Dither, step: int, weights: torch.Tensor, max_rewards: S
     """Std of the noise on the weighted total reward at ``step``."""
     if dither.config.granularity == "total":
         return dither.sigma(step, max_total(weights, max_rewards))
-    return math.sqrt(sum(float(w) ** 2 * dither.sigma(step, r) ** 2 for w, r in zip(weights, max_rewards)))
+    return math.sqrt(
+        sum(float(w) ** 2 * dither.sigma(step, r, i) ** 2 for i, (w, r) in enumerate(zip(weights, max_rewards)))
+    )
 
 
 def total_noise(
@@ -80,13 +82,13 @@ def total_noise(
     ``Σ w_i ε_i`` with ``ε_i`` keyed by ``(*key, i)`` per function, or one draw keyed by ``(*key, n_functions)``."""
     if dither.config.granularity == "total":
         return dither.noise(n, step, (*key, len(max_rewards)), max_total(weights, max_rewards))
-    return sum(w * dither.noise(n, step, (*key, i), r) for i, (w, r) in enumerate(zip(weights, max_rewards)))
+    return sum(w * dither.noise(n, step, (*key, i), r, i) for i, (w, r) in enumerate(zip(weights, max_rewards)))
 
 
 def check_maxima(dither: DitherConfig | None, names: Sequence[str], max_rewards: Sequence[float | None]) -> None:
     """Ratio scaling needs every reward's maximum."""
     missing = [name for name, r_max in zip(names, max_rewards) if r_max is None]
-    if dither is not None and dither.ratio is not None and missing:
+    if dither is not None and dither.sigma is None and missing:
         raise ValueError(
             f"dither.ratio scales noise by each reward's maximum, but {missing} declare none: set `max_reward` "
             "on the function (or in the rewards config), or use dither.sigma"
@@ -220,7 +222,7 @@ class ReditRewards:
         granularity = self.dither.config.granularity
         key = (self._call[1], self._rank)
         if granularity == "per_function":
-            return self.dither.noise(n, step, (*key, index), self.max_rewards[index])
+            return self.dither.noise(n, step, (*key, index), self.max_rewards[index], index)
         if index != len(self.originals) - 1:
             return torch.zeros(n)
         total_max = max_total(self._weights, self.max_rewards)
@@ -236,6 +238,9 @@ class ReditRewards:
         log_metric("redit/reward_clean", torch.nanmean(total).item())
         log_metric("redit/frac_zero_std_clean", frac_constant_groups(total, groups))
         log_metric("redit/sigma", sigma)
+        if self.dither is not None and self.dither.config.ratio_choices is not None:
+            for index, name in enumerate(self.names):
+                log_metric(f"redit/ratio/{name}", float(self.dither.config.function_ratio(index)))
 
 
 def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torch.Tensor:
