@@ -7,6 +7,7 @@ Without a spec it runs the embedded default (``configs/compare-tiny.yaml``): a t
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from redit.presets import load_preset, read_config
@@ -46,6 +47,7 @@ def _main(args: argparse.Namespace) -> int:
     from redit.experiments.runner import run_matrix
     from redit.experiments.spec import load_spec
 
+    start = time.perf_counter()
     spec = load_spec(
         None,
         read_config(args.spec) if args.spec else load_preset(DEFAULT_SPEC),
@@ -70,4 +72,5 @@ def _main(args: argparse.Namespace) -> int:
     summary, report = report_dir(spec.output_dir, baseline=spec.baseline)
     print(headline_table(summary))
     print(f"report: {report}")
+    print(f"wall time: {time.perf_counter() - start:.0f} s (model build, {len(outcomes)} runs, report)")
     return 1 if any(o.status == "failed" for o in outcomes) else 0
