@@ -43,4 +43,4 @@ $(VERL_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-verl: install-verl
-	$(VERL_PY) -m pytest -q -p no:asyncio tests/test_verl.py tests/test_advantages.py
+	$(VERL_PY) -m pytest -q -p no:asyncio tests/test_verl.py tests/test_verl_e2e.py tests/test_packaging.py tests/test_advantages.py
