@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redit.cli import main
 from redit.experiments.runner import run_matrix
@@ -55,19 +56,102 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "message"),
     [
-        ({"baseline": "nope"}, "spec.baseline"),
-        ({"arms": {}}, "spec.arms"),
-        ({"seeds": 0}, "spec.seeds"),
-        ({"colour": 1}, "spec: unknown key"),
-        ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, "dither.sigma"),
-        ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, "unknown reward"),
+        ({"baseline": "nope"}, r"^spec.baseline: 'nope' is not an arm; arms are \['vanilla', 'redit'\]$"),
+        ({"arms": {}}, r"^spec.arms: expected at least 1 item"),
+        ({"arms": {"vanilla": 5, "redit": {}}}, r"^spec.arms.vanilla: expected a mapping, got 5$"),
+        ({"seeds": 0}, r"^spec.seeds: a positive count or a list of distinct integers, got 0$"),
+        ({"seeds": [1, 1]}, r"^spec.seeds: expected distinct integers, got \[1, 1\]$"),
+        ({"workers": 0}, r"^spec.workers: expected a value > 0, got 0$"),
+        ({"output_dir": ["a"]}, r"^spec.output_dir: expected a path, got \['a'\]$"),
+        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, base$"),
+        ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, r"^arm 'vanilla': dither.sigma must be a finite number"),
+        ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, r"^arm 'vanilla': rewards\[0\].name: unknown reward"),
     ],
 )
-def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, field: str) -> None:
-    with pytest.raises(ValueError, match=field):
+def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_spec(tiny_spec(tmp_path) | change)
+
+
+def test_every_arm_is_fully_validated_at_once(tmp_path: Path) -> None:
+    """Problems TRL would find only when an arm starts (after other arms trained) are all reported up front."""
+    arms = {
+        "vanilla": {"dither": "off"},
+        "batch": {"training": {"per_device_train_batch_size": 12}},
+        "int8": {"model": {"dtype": "int8"}},
+        "fast": {"training": {"learning_rate": "fast"}},
+        "k0": {"eval": {"k": 0}},
+    }
+    with pytest.raises(ValueError) as error:
+        parse_spec(tiny_spec(tmp_path, arms))
+    assert str(error.value).splitlines() == [
+        "4 problems in the config:",
+        "  arm 'batch': training: generation_batch_size (12) must be divisible by num_generations (8).",
+        "  arm 'int8': model.dtype: expected 'auto', 'float32', 'bfloat16' or 'float16', got 'int8'",
+        "  arm 'fast': training.learning_rate: expected a number, got 'fast'",
+        "  arm 'k0': eval.k: expected a value > 0, got 0",
+    ]
+    base_problem = tiny_spec(tmp_path)
+    base_problem["base"]["training"]["num_generations"] = "8"
+    with pytest.raises(ValueError, match=r"^every arm: training.num_generations: expected an integer, got '8'$"):
+        parse_spec(base_problem)
+
+
+def test_a_spec_with_one_bad_arm_creates_no_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "exp"
+    arms = {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}, "training": {"learning_rate": "fast"}}}
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
+    assert main(["compare", str(spec_file)]) == 2
+    assert "redit compare: error: arm 'redit': training.learning_rate: expected a number" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "flags", "message"),
+    [
+        (
+            {},
+            ["base.eval.every=7"],
+            {},
+            r"base.eval.every=7 does not divide base.training.max_steps=2 \(arm 'vanilla'\)",
+        ),
+        ({}, [], {"max_steps": 3}, r"base.eval.every=2 does not divide base.training.max_steps=3"),
+        (
+            {},
+            ["arms.redit.training.max_steps=5"],
+            {},
+            r"does not divide arms.redit.training.max_steps=5 \(arm 'redit'\)",
+        ),
+        ({}, ["arms.redit.eval.every=4"], {"max_steps": 6}, r"arms.redit.eval.every=4 does not divide base"),
+        ({}, ["base.eval.every=0"], {}, r"base.eval.every=0 \(arm 'vanilla'\): redit compare compares held-out"),
+        ({"baseline": "grpo"}, [], {}, r"baseline: 'grpo' is not an arm"),
+        ({}, [], {"baseline": "grpo"}, r"baseline: 'grpo' is not an arm"),
+    ],
+)
+def test_specs_that_cannot_be_compared_fail_before_running(
+    tmp_path: Path, change: dict, overrides: list, flags: dict, message: str
+) -> None:
+    """Every arm must evaluate at its last step (after overrides and flags) and the baseline must be an arm."""
+    from redit.experiments.spec import load_spec
+
+    spec = tiny_spec(tmp_path) | change
+    spec["base"]["eval"]["every"] = 2
+    with pytest.raises(ValueError, match=message):
+        load_spec(None, spec, overrides=overrides, **flags)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_cli_rejects_a_bad_baseline_before_running(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    assert main(["compare", str(spec_file), "--baseline", "grpo"]) == 2
+    assert "error: spec.baseline: 'grpo' is not an arm; arms are ['redit', 'vanilla']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,8 +176,6 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
         "broken": {"model": {"name_or_path": str(tmp_path / "no-such-model"), "warm_start": None}},
     }
     spec_file = tmp_path / "spec.yaml"
-    import yaml
-
     spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
     assert main(["compare", str(spec_file)]) == 1  # the broken arm fails, the others complete
 

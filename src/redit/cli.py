@@ -13,6 +13,7 @@ from redit import __version__
 COMMANDS = {
     "train": "redit.train",
     "compare": "redit.experiments.compare",
+    "report": "redit.experiments.report",
     "score": "redit.score",
 }
 # subcommands that train with TRL, which the `trl` extra installs
