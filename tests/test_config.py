@@ -121,7 +121,7 @@ def test_dither_config_from_dict_is_validated_directly() -> None:
         DitherConfig(sigma=math.nan)
     with pytest.raises(ValueError, match="dither.schedule 'cosine' needs the run length"):
         DitherConfig(sigma=0.1, schedule="cosine")
-    assert DitherConfig(sigma=0.1, schedule="cosine", max_steps=10).make_schedule()(10, 10) == 0.0
+    assert DitherConfig(sigma=0.1, schedule="cosine", max_steps=10).make_schedule()(10, 10) == 0.01  # authors' floor
 
 
 def test_resolved_config_writes_out_trl_defaults(tmp_path: Path) -> None:

@@ -162,3 +162,31 @@ def test_derive_seed_is_distinct_over_many_keys() -> None:
     assert len(seeds) == 50 * 4 * 8
     assert all(0 <= s < 2**63 for s in seeds)
     assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(1, 1, 2)
+
+
+def test_ratio_choices_draw_one_seeded_ratio_per_function() -> None:
+    """The authors' random ablation: each function's m comes from the list, fixed by (seed, function)."""
+    choices = [0.01, 0.02, 0.05, 0.1, 0.3, 0.5]
+    config = DitherConfig(ratio_choices=choices, seed=3)
+    drawn = [config.function_ratio(i) for i in range(40)]
+    assert set(drawn) <= set(choices) and len(set(drawn)) >= 4
+    assert drawn == [DitherConfig(ratio_choices=choices, seed=3).function_ratio(i) for i in range(40)]
+    assert drawn != [DitherConfig(ratio_choices=choices, seed=4).function_ratio(i) for i in range(40)]
+    dither = Dither(config)
+    for function in range(5):
+        assert dither.sigma(0, 2.0, function) == pytest.approx(ratio_to_sigma(drawn[function], 2.0), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"ratio_choices": [0.1, -0.05]}, "dither.ratio_choices must be a non-empty list of finite numbers >= 0"),
+        ({"ratio_choices": []}, "dither.ratio_choices must be a non-empty list"),
+        ({"ratio_choices": [0.1, float("nan")]}, "dither.ratio_choices"),
+        ({"ratio_choices": [0.1], "ratio": 0.1}, "give exactly one of dither.sigma"),
+        ({"ratio_choices": [0.1], "granularity": "total"}, "dither.ratio_choices draws one m per reward function"),
+    ],
+)
+def test_bad_ratio_choices_name_the_key(values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DitherConfig.from_dict(values)

@@ -23,10 +23,14 @@ CASES = [
     ("exponential", {}, {0: 1.0, 1: 0.99, 100: 0.99**100}),
     ("exponential", {"factor": 0.5, "min_ratio": 0.2}, {0: 1.0, 1: 0.5, 2: 0.25, 3: 0.2, 50: 0.2}),
     # factor^(number of milestones <= t)
-    ("multistep", {}, {0: 1.0, 249: 1.0, 250: 0.5, 500: 0.25, 749: 0.25, 750: 0.125, 5000: 0.125}),
+    (
+        "multistep",
+        {"milestones": [250, 500, 750]},
+        {0: 1.0, 249: 1.0, 250: 0.5, 500: 0.25, 749: 0.25, 750: 0.125, 5000: 0.125},
+    ),
     ("multistep", {"milestones": [2, 5], "factor": 0.1}, {0: 1.0, 1: 1.0, 2: 0.1, 4: 0.1, 5: 0.01}),
     # warm-up t/w, then f + (1 - f)·(1 + cos(π·(t - w)/(T - w)))/2
-    ("cosine", {}, {0: 1.0, 50: 0.5, 25: 0.5 + 0.5 * math.cos(math.pi / 4), 100: 0.0, 120: 0.0}),
+    ("cosine", {"final_ratio": 0.0}, {0: 1.0, 50: 0.5, 25: 0.5 + 0.5 * math.cos(math.pi / 4), 100: 0.0, 120: 0.0}),
     ("cosine", {"final_ratio": 0.1, "warmup_steps": 10}, {0: 0.0, 5: 0.5, 10: 1.0, 55: 0.55, 100: 0.1}),
     # reverse_x(t) = x(T - t)
     ("reverse_sqrt", {"period": 25}, {0: 1 / math.sqrt(5), 25: 0.5, 100: 1.0}),
@@ -88,6 +92,52 @@ def test_needs_max_steps(name: str) -> None:
             schedule(3, max_steps)
 
 
+# The authors' schedules, written from their code (base noise m, step t, run length T), as the ratio m(t):
+def authors_cosine(t: int, max_update: int, base: float, final: float, warmup: int = 0) -> float:
+    if warmup > 0 and t < warmup:
+        return base * t / warmup
+    if t <= max_update:
+        return final + (base - final) * (1 + math.cos(math.pi * (t - warmup) / (max_update - warmup))) / 2
+    return final
+
+
+AUTHORS = {  # name, params: m(t, T) at base m = 0.1 with the authors' default parameters
+    ("sqrt", ()): lambda t, T: 0.1 * math.pow(t / 300 + 1.0, -0.5),
+    ("reverse_sqrt", ()): lambda t, T: 0.1 * math.pow((T - t) / 300 + 1.0, -0.5),
+    ("exponential", ()): lambda t, T: max(1e-3, 0.1 * 0.99**t),
+    ("reverse_exponential", ()): lambda t, T: max(1e-3, 0.1 * 0.99 ** (T - t)),
+    ("multistep", ()): lambda t, T: 0.1 * 0.5 ** sum(m <= t for m in (2000, 4000, 6000, 8000)),
+    ("reverse_multistep", ()): lambda t, T: 0.1 * 0.5 ** sum(m <= T - t for m in (2000, 4000, 6000, 8000)),
+    ("cosine", (("max_update", 8000), ("warmup_steps", 1000))): lambda t, T: authors_cosine(t, 8000, 0.1, 1e-3, 1000),
+    ("reverse_cosine", (("max_update", 8000),)): lambda t, T: authors_cosine(T - t, 8000, 0.1, 1e-3),
+}
+
+
+@pytest.mark.parametrize(("key", "formula"), AUTHORS.items(), ids=[k[0] for k in AUTHORS])
+@pytest.mark.parametrize("max_steps", [1000, 10_000])
+def test_authors_parameters_give_their_formulas(key: tuple, formula, max_steps: int) -> None:
+    """m(t) = 0.1 x multiplier equals the authors' noise at their defaults, e.g. horizon 8000 over 1000 steps."""
+    name, params = key
+    schedule = make_schedule(name, **dict(params))
+    for step in (0, 1, 10, 299, 500, 999, 1000, 2000, 4000, 7999, 8000, 8001, 9500, 10_000):
+        if step <= max_steps:
+            assert 0.1 * schedule(step, max_steps) == pytest.approx(formula(step, max_steps), rel=1e-12, abs=1e-15)
+
+
+def test_authors_active_run_is_nearly_constant() -> None:
+    """Their active run: reverse cosine, horizon 8000, base 0.1 over 1000 steps: m from 0.0962 up to 0.1."""
+    schedule = make_schedule("reverse_cosine", max_update=8000)
+    values = [0.1 * schedule(t, 1000) for t in range(1001)]
+    assert values[0] == pytest.approx(1e-3 + 0.099 * (1 + math.cos(math.pi / 8)) / 2)
+    assert values[-1] == pytest.approx(0.1) and values == sorted(values) and min(values) > 0.096
+
+
+def test_cosine_with_horizon_does_not_need_max_steps() -> None:
+    schedule = make_schedule("cosine", max_update=100, final_ratio=0.0)
+    assert not schedule.needs_max_steps
+    assert schedule(50) == pytest.approx(0.5) and schedule(150) == 0.0
+
+
 @pytest.mark.parametrize("name", ["constant", "sqrt", "exponential", "multistep"])
 def test_does_not_need_max_steps(name: str) -> None:
     assert make_schedule(name)(10, None) > 0.0
@@ -119,6 +169,9 @@ def test_unknown_schedule_lists_the_valid_ones() -> None:
         ("linear", {"final_ratio": -0.1}, "dither.schedule_params.final_ratio .* must be finite and >= 0"),
         ("cosine", {"final_ratio": float("nan")}, "dither.schedule_params.final_ratio"),
         ("multistep", {"milestones": [10, -5]}, "dither.schedule_params.milestones"),
+        ("cosine", {"max_update": 0}, r"dither.schedule_params.max_update \(the cosine horizon\) must be"),
+        ("reverse_cosine", {"max_update": -8000}, "dither.schedule_params.max_update"),
+        ("cosine", {"max_update": 10, "warmup_steps": 10}, "max_update .* > warmup_steps"),
     ],
 )
 def test_bad_params_name_the_field(name: str, params: dict, message: str) -> None:

@@ -361,3 +361,15 @@ def test_metrics_records_are_json_lines(tmp_path: Path) -> None:
     (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert record["step"] == 5 and record["loss"] == 0.5 and record["grad_norm"] is None
     assert record["sigma"] == 0.1 and record["redit/sigma"] == 0.1 and "x" not in record
+
+
+def test_ratio_choices_give_each_function_its_drawn_ratio() -> None:
+    """The authors' random ablation through TRL: function i's noise has std R_max_i x m_i / sqrt(3), m_i logged."""
+    config = DitherConfig(ratio_choices=[0.01, 0.1, 0.5], seed=1)
+    ratios = [config.function_ratio(i) for i in range(2)]
+    harness = Harness(ReditRewards([correct, length], config))
+    out = [harness(0, ["p"] * 4000, ["ok"] * 4000)[i] for i in range(2)]
+    for i, (r_max, clean) in enumerate(((1.0, 1.0), (2.0, 1.0))):
+        noise = torch.tensor(out[i]) - clean
+        assert noise.std().item() == pytest.approx(r_max * ratios[i] / math.sqrt(3), rel=0.1)
+        assert harness.logs[f"redit/ratio/{('correct', 'length')[i]}"] == ratios[i]

@@ -93,15 +93,19 @@ class ModelConfig(Section):
 
 
 class DataConfig(Section):
-    """Which task's rows to train and evaluate on; ``params`` go to tasks that take them (checked per task)."""
+    """Which task's rows to train and evaluate on; ``params`` go to tasks that take them (checked per task).
+    ``eval_path``: the held-out data when not ``path`` (e.g. MATH-500 for a MATH-train run).
+    ``max_prompt_length``: render prompts and keep their last N tokens (TRL 0.15.2's left truncation)."""
 
     task: str = "arithmetic"
     path: Annotated[str, Field(min_length=1)] | None = None
     split: str = "train"
     limit: PositiveInt | None = None
     eval_split: str = "test"
+    eval_path: Annotated[str, Field(min_length=1)] | None = None
     conversational: bool = False
     prompt_style: str | None = None
+    max_prompt_length: PositiveInt | None = None
     params: dict[str, Any] = {}
 
     @field_validator("params", mode="before")
@@ -132,13 +136,13 @@ class DataConfig(Section):
 
         return getattr(task_module(self.task), "PARAMS", None)
 
-    def load(self, split: str, limit: int | None = None) -> Any:
-        """The task's ``split`` as a dataset with ``prompt`` and ``answer`` columns."""
+    def load(self, split: str, limit: int | None = None, heldout: bool = False) -> Any:
+        """The task's ``split`` (of ``eval_path`` if ``heldout`` and set) with ``prompt`` and ``answer`` columns."""
         from redit.tasks import load_task
 
         return load_task(
             self.task,
-            self.path,
+            self.eval_path if heldout and self.eval_path else self.path,
             split=split,
             limit=limit,
             prompt_style=self.prompt_style,

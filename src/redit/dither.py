@@ -11,13 +11,14 @@ named distribution standardised to unit variance and multiplied by σ(t) = σ0 �
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
-from redit.rng import keyed_generator
+from redit.rng import derive_seed, keyed_generator
 from redit.schedules import Schedule, make_schedule
 
 NoiseFn = Callable[[int, torch.Generator], torch.Tensor]
@@ -28,6 +29,9 @@ GRANULARITIES = ("per_function", "total")
 MODES = ("faithful", "std_floor", "flat_only")
 """How noise meets GRPO's group normalisation (see :func:`redit.advantages.mode_advantages`)."""
 Granularity = Literal["per_function", "total"]
+AUTHORS_RATIO_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.3, 0.5)
+"""The ratios of the authors' random per-function ablation (each reward function drew its m from these)."""
+_RATIO_DRAW = 0x7261  # key of the per-function ratio draws, apart from the noise draws' step keys
 
 
 def unit_noise(distribution: str | NoiseFn, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -55,7 +59,9 @@ def ratio_to_sigma(ratio: float, r_max: float) -> float:
 
 @dataclass
 class DitherConfig:
-    """What the noise does. Give exactly one of ``sigma`` (absolute std) or ``ratio`` (``m``, relative to R_max).
+    """What the noise does. Give exactly one of ``sigma`` (absolute std), ``ratio`` (``m``, relative to R_max) or
+    ``ratio_choices`` (the authors' random ablation: reward function ``i`` uses an ``m`` drawn once from the list,
+    seeded by ``seed`` and ``i``; see :meth:`function_ratio`).
 
     ``granularity``: ``per_function`` draws one noise per completion for each reward function (the authors' code);
     ``total`` draws once per completion on the weighted total. ``max_steps`` is needed by schedules that look at
@@ -72,6 +78,7 @@ class DitherConfig:
     distribution: str | NoiseFn = "gaussian"
     sigma: float | None = None
     ratio: float | None = None
+    ratio_choices: list[float] | None = None
     schedule: str = "constant"
     schedule_params: dict[str, Any] = field(default_factory=dict)
     granularity: Granularity = "per_function"
@@ -87,14 +94,18 @@ class DitherConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending ``dither.*`` field."""
-        if (self.sigma is None) == (self.ratio is None):
-            raise ValueError("dither: give exactly one of dither.sigma (absolute std) or dither.ratio (m, × R_max)")
+        if sum(getattr(self, key) is not None for key in ("sigma", "ratio", "ratio_choices")) != 1:
+            raise ValueError(
+                "dither: give exactly one of dither.sigma (absolute std), dither.ratio (m, × R_max) or "
+                "dither.ratio_choices (a list of m, one drawn per reward function)"
+            )
         for key in ("sigma", "ratio"):
             value = getattr(self, key)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
             ):
                 raise ValueError(f"dither.{key} must be a finite number >= 0, got {value!r}")
+        self._validate_ratio_choices()
         if not callable(self.distribution) and self.distribution not in DISTRIBUTIONS:
             raise ValueError(
                 f"dither.distribution: unknown '{self.distribution}'; choose one of {', '.join(DISTRIBUTIONS)}"
@@ -115,6 +126,26 @@ class DitherConfig:
         if schedule.needs_max_steps and not self.max_steps:
             raise ValueError(
                 f"dither.schedule '{self.schedule}' needs the run length: set training.max_steps (or dither.max_steps)"
+            )
+
+    def _validate_ratio_choices(self) -> None:
+        choices = self.ratio_choices
+        if choices is None:
+            return
+        if (
+            not isinstance(choices, (list, tuple))
+            or not choices
+            or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in choices
+            )
+        ):
+            raise ValueError(
+                f"dither.ratio_choices must be a non-empty list of finite numbers >= 0 (e.g. "
+                f"{list(AUTHORS_RATIO_CHOICES)}), got {choices!r}"
+            )
+        if self.granularity != "per_function":
+            raise ValueError(
+                "dither.ratio_choices draws one m per reward function: set dither.granularity=per_function"
             )
 
     def _validate_mode(self) -> None:
@@ -147,8 +178,14 @@ class DitherConfig:
     def make_schedule(self) -> Schedule:
         return make_schedule(self.schedule, **dict(self.schedule_params))
 
-    def base_sigma(self, r_max: float | None = None) -> float:
-        """σ0 for one reward (``r_max`` is that reward's maximum; needed only for ratio scaling)."""
+    def function_ratio(self, function: int = 0) -> float | None:
+        """The ratio ``m`` of reward function ``function``: ``ratio``, or its seeded draw from ``ratio_choices``."""
+        if self.ratio_choices is None:
+            return self.ratio
+        return random.Random(derive_seed(self.seed, _RATIO_DRAW, function)).choice(list(self.ratio_choices))
+
+    def base_sigma(self, r_max: float | None = None, function: int = 0) -> float:
+        """σ0 for reward function ``function`` (``r_max`` is its maximum; needed only for ratio scaling)."""
         if self.sigma is not None:
             return float(self.sigma)
         if r_max is None:
@@ -156,7 +193,7 @@ class DitherConfig:
                 "dither.ratio scales noise by each reward's maximum R_max, but this reward declares none: give the "
                 "function a `max_reward` attribute (or list it under rewards[].max_reward), or use dither.sigma"
             )
-        return ratio_to_sigma(float(self.ratio), float(r_max))
+        return ratio_to_sigma(float(self.function_ratio(function)), float(r_max))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DitherConfig:
@@ -182,13 +219,15 @@ class Dither:
         self.config = config
         self.schedule = config.make_schedule()
 
-    def sigma(self, step: int, r_max: float | None = None) -> float:
-        """σ(t) = σ0 · schedule(t, T) for a reward with maximum ``r_max``."""
-        return self.config.base_sigma(r_max) * self.schedule(step, self.config.max_steps)
+    def sigma(self, step: int, r_max: float | None = None, function: int = 0) -> float:
+        """σ(t) = σ0 · schedule(t, T) for reward function ``function`` with maximum ``r_max``."""
+        return self.config.base_sigma(r_max, function) * self.schedule(step, self.config.max_steps)
 
-    def noise(self, n: int, step: int, key: tuple[int, ...] = (), r_max: float | None = None) -> torch.Tensor:
+    def noise(
+        self, n: int, step: int, key: tuple[int, ...] = (), r_max: float | None = None, function: int = 0
+    ) -> torch.Tensor:
         """``n`` noise values for ``step``; ``key`` separates draws within a step (call, rank, function, ...)."""
-        return self.sigma(step, r_max) * self.unit(n, step, key)
+        return self.sigma(step, r_max, function) * self.unit(n, step, key)
 
     def unit(self, n: int, step: int, key: tuple[int, ...] = ()) -> torch.Tensor:
         """The unit-variance draws behind :meth:`noise` (for callers that set σ themselves)."""

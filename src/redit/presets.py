@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from redit.config import parse_yaml
+from redit.config import load_yaml, parse_yaml
 
 
 def preset_names() -> list[str]:
@@ -19,6 +20,13 @@ def load_preset(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ValueError(f"unknown preset '{name}'; shipped presets: {', '.join(preset_names())}")
     return parse_yaml(resources.files("redit.configs").joinpath(f"{name}.yaml").read_text())
+
+
+def read_config(path_or_name: str) -> dict[str, Any]:
+    """A YAML file, or the shipped preset of that name (``paper-gsm8k``: no folder, no ``.yaml``)."""
+    if "/" in path_or_name or path_or_name.endswith((".yaml", ".yml")) or Path(path_or_name).is_file():
+        return load_yaml(path_or_name)
+    return load_preset(path_or_name)
 
 
 TINY_TRAIN = load_preset("tiny-cpu")

@@ -5,10 +5,15 @@ The authors' ReDit code used four schedules and the "reverse" of each (evaluated
 * ``sqrt``:        σ0 · (t / period + 1)^(-1/2), period 300
 * ``exponential``: max(σ_min, σ0 · factor^t), with σ_min = σ0 · min_ratio
 * ``multistep``:   σ0 · factor^(number of milestones ≤ t)
-* ``cosine``:      linear warm-up 0 → σ0 over ``warmup_steps``, then cosine σ0 → σ_f = σ0 · final_ratio
+* ``cosine``:      linear warm-up 0 → σ0 over ``warmup_steps``, then cosine σ0 → σ_f = σ0 · final_ratio over the
+  horizon ``max_update`` (default: the run's ``max_steps``), σ_f after it
 
 plus ``constant`` and ``linear`` (σ0 → σ0 · final_ratio). Schedules return the *multiplier*, so one schedule serves
 reward functions of different scales (the ratio parametrisation gives each function its own σ0).
+
+Defaults are the authors' (factor 0.99, period 300, milestones 2000/4000/6000/8000, factor 0.5): their floors
+σ_min = σ_f = 1e-3 at base m = 0.1 are ``min_ratio`` = ``final_ratio`` = 0.01 (1e-3 / m; set 1e-3 / m for another
+base m). Their active run was ``reverse_cosine`` with ``max_update: 8000`` over 1000 steps.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+AUTHORS_FLOOR = 0.01
+"""The authors' floor σ_min = σ_f = 1e-3 relative to their base noise m = 0.1."""
 
 
 class Schedule:
@@ -68,7 +76,7 @@ class SquareRoot(Schedule):
 @dataclass(frozen=True)
 class Exponential(Schedule):
     factor: float = 0.99
-    min_ratio: float = 0.0
+    min_ratio: float = AUTHORS_FLOOR
     name: ClassVar[str] = "exponential"
 
     def multiplier(self, step: int, max_steps: int | None) -> float:
@@ -77,7 +85,7 @@ class Exponential(Schedule):
 
 @dataclass(frozen=True)
 class MultiStep(Schedule):
-    milestones: tuple[int, ...] = (250, 500, 750)
+    milestones: tuple[int, ...] = (2000, 4000, 6000, 8000)
     factor: float = 0.5
     name: ClassVar[str] = "multistep"
 
@@ -87,15 +95,22 @@ class MultiStep(Schedule):
 
 @dataclass(frozen=True)
 class Cosine(Schedule):
-    final_ratio: float = 0.0
+    final_ratio: float = AUTHORS_FLOOR
     warmup_steps: int = 0
+    max_update: int | None = None
     name: ClassVar[str] = "cosine"
-    needs_max_steps: ClassVar[bool] = True
+
+    @property
+    def needs_max_steps(self) -> bool:  # type: ignore[override]
+        return self.max_update is None
 
     def multiplier(self, step: int, max_steps: int | None) -> float:
         if step < self.warmup_steps:
             return step / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, max_steps - self.warmup_steps)
+        horizon = max_steps if self.max_update is None else self.max_update
+        if step > horizon:
+            return self.final_ratio
+        progress = (step - self.warmup_steps) / max(1, horizon - self.warmup_steps)
         return self.final_ratio + (1.0 - self.final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -143,7 +158,16 @@ def make_schedule(name: str, **params: Any) -> Schedule:
 
 
 def _check_params(schedule: Schedule, name: str) -> None:
+    if isinstance(schedule, Cosine) and schedule.max_update is not None:
+        horizon = schedule.max_update
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= schedule.warmup_steps:
+            raise ValueError(
+                f"dither.schedule_params.max_update (the cosine horizon) must be an integer > warmup_steps "
+                f"({schedule.warmup_steps}), got {horizon!r}"
+            )
     for key, value in dataclasses.asdict(schedule).items():
+        if value is None:
+            continue
         values = value if isinstance(value, tuple) else (value,)
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"dither.schedule_params.{key} for '{name}' must be finite and >= 0, got {value}")

@@ -16,7 +16,7 @@ import yaml
 
 from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RunConfig, build_rewards, grpo_args, load_config, parse_yaml
 from redit.config_schema import LoraSettings, RewardSpec
-from redit.presets import TINY_TRAIN
+from redit.presets import TINY_TRAIN, read_config
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
         "GRPOConfig) is validated before anything is written. Without --config, trains the tiny CPU preset.",
     )
     parser.add_argument(
-        "--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)"
+        "--config",
+        help="YAML file or shipped preset name, e.g. paper-gsm8k (sections: output_dir, model, data, rewards, "
+        "training, dither, eval)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing output_dir first")
@@ -36,7 +38,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides, default=TINY_TRAIN)
+    raw = read_config(args.config) if args.config else TINY_TRAIN
+    config = load_config(None, args.overrides, default=raw)
     out = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"redit train: done; metrics in {out / 'metrics.jsonl'}")
     return 0
@@ -104,12 +107,14 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
     from redit.callbacks import MetricsJsonl
     from redit.models import resolve_model
+    from redit.tasks.prompts import truncate_prompts
 
     args = grpo_args(config)
     rewards = build_rewards(config)
     train_set = config.data.load(config.data.split, config.data.limit)
     model_path = resolve_model(config.model, config.data)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    train_set = truncate_prompts(train_set, tokenizer, config.data.max_prompt_length)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
     out = Path(config.output_dir)
     callbacks = [rewards.callback, MetricsJsonl(out / "metrics.jsonl")]
@@ -136,7 +141,10 @@ def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
     from redit.callbacks import HeldoutEval
 
     spec = config.eval
-    heldout = config.data.load(config.data.eval_split, spec.limit)
+    from redit.tasks.prompts import truncate_prompts
+
+    heldout = config.data.load(config.data.eval_split, spec.limit, heldout=True)
+    heldout = truncate_prompts(heldout, tokenizer, config.data.max_prompt_length)
     reward = RewardSpec(name=spec.reward).function() if spec.reward else config.rewards[0].function()
     return HeldoutEval(
         Path(config.output_dir) / "eval.jsonl",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from redit.presets import load_preset
+from redit.presets import load_preset, read_config
 
 DEFAULT_SPEC = "compare-tiny"
 
@@ -21,7 +21,11 @@ def add_parser(subparsers: Any) -> None:
         description="Run every arm of SPEC.yaml at every seed (in parallel processes), then write summary.json, "
         "report.md, report.html and plots to the output directory. Rerunning skips finished runs.",
     )
-    parser.add_argument("spec", nargs="?", help=f"experiment spec YAML (default: the embedded {DEFAULT_SPEC})")
+    parser.add_argument(
+        "spec",
+        nargs="?",
+        help=f"experiment spec YAML or preset name, e.g. compare-paper (default: the embedded {DEFAULT_SPEC})",
+    )
     parser.add_argument("--output-dir", help="where runs and the report go (overrides spec.output_dir)")
     parser.add_argument("--seeds", type=int, help="number of paired seeds 0..N-1 (overrides spec.seeds)")
     parser.add_argument("--max-steps", type=int, help="training steps per run (overrides base.training.max_steps)")
@@ -43,8 +47,8 @@ def _main(args: argparse.Namespace) -> int:
     from redit.experiments.spec import load_spec
 
     spec = load_spec(
-        args.spec,
-        load_preset(DEFAULT_SPEC),
+        None,
+        read_config(args.spec) if args.spec else load_preset(DEFAULT_SPEC),
         overrides=args.set,
         output_dir=args.output_dir,
         seeds=args.seeds,

@@ -93,7 +93,7 @@ class ReditRewards:
         self.max_rewards = [max_reward_of(fn) for fn in reward_funcs]
         self.dither = Dither(dither) if dither is not None else None
         missing = [name for name, r_max in zip(self.names, self.max_rewards) if r_max is None]
-        if dither is not None and dither.ratio is not None and missing:
+        if dither is not None and dither.sigma is None and missing:
             raise ValueError(
                 f"dither.ratio scales noise by each reward's maximum, but {missing} declare none: set `max_reward` "
                 "on the function (or in the rewards config), or use dither.sigma"
@@ -146,7 +146,10 @@ class ReditRewards:
         if self.dither.config.granularity == "total":
             return self.dither.sigma(step, self._total_max())
         return math.sqrt(
-            sum(float(w) ** 2 * self.dither.sigma(step, r) ** 2 for w, r in zip(self._weights, self.max_rewards))
+            sum(
+                float(w) ** 2 * self.dither.sigma(step, r, i) ** 2
+                for i, (w, r) in enumerate(zip(self._weights, self.max_rewards))
+            )
         )
 
     def _total_max(self) -> float | None:
@@ -217,7 +220,7 @@ class ReditRewards:
         granularity = self.dither.config.granularity
         key = (self._call[1], self._rank)
         if granularity == "per_function":
-            return self.dither.noise(n, step, (*key, index), self.max_rewards[index])
+            return self.dither.noise(n, step, (*key, index), self.max_rewards[index], index)
         if index != len(self.originals) - 1:
             return torch.zeros(n)
         total_noise = self.dither.noise(n, step, (*key, len(self.originals)), self._total_max())
@@ -233,6 +236,9 @@ class ReditRewards:
         log_metric("redit/reward_clean", torch.nanmean(total).item())
         log_metric("redit/frac_zero_std_clean", frac_constant_groups(total, groups))
         log_metric("redit/sigma", sigma)
+        if self.dither is not None and self.dither.config.ratio_choices is not None:
+            for index, name in enumerate(self.names):
+                log_metric(f"redit/ratio/{name}", float(self.dither.config.function_ratio(index)))
 
 
 def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torch.Tensor:

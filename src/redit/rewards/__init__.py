@@ -5,6 +5,20 @@
 
 from collections.abc import Callable
 
+from redit.rewards.authors import (
+    cosine_scaled_authors,
+    gsm8k_correctness_authors,
+    gsm8k_correctness_vanilla_authors,
+    gsm8k_int_authors,
+    gsm8k_soft_format_authors,
+    gsm8k_strict_format_authors,
+    gsm8k_xml_count_authors,
+    len_reward_authors,
+    reasoning_steps_authors,
+    repetition_penalty_authors,
+    tag_count_authors,
+)
+from redit.rewards.authors_math import math_correctness_authors
 from redit.rewards.base import completion_text, max_reward_of, reward, reward_name
 from redit.rewards.general import accuracy, exact_answer, r1_format
 from redit.rewards.gsm8k import gsm8k_correctness, gsm8k_int, gsm8k_soft_format, gsm8k_strict_format, gsm8k_xml_count
@@ -23,6 +37,19 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
         accuracy,
         r1_format,
         exact_answer,
+        # the authors' code exactly, quirks included (see redit.rewards.authors and docs/paper.md)
+        gsm8k_correctness_authors,
+        gsm8k_correctness_vanilla_authors,
+        gsm8k_int_authors,
+        gsm8k_strict_format_authors,
+        gsm8k_soft_format_authors,
+        gsm8k_xml_count_authors,
+        math_correctness_authors,
+        reasoning_steps_authors,
+        tag_count_authors,
+        len_reward_authors,
+        cosine_scaled_authors,
+        repetition_penalty_authors,
     )
 }
 

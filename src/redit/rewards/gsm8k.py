@@ -1,10 +1,11 @@
-"""The GSM8K rewards of the ReDit authors' code (the "GRPO GSM8K" recipe), total maximum 5.0.
+"""redit's GSM8K rewards, after the ReDit authors' code (the "GRPO GSM8K" recipe), total maximum 5.0.
 
 Completions are expected as ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>``. Differences from the
-recipe's regular expressions, on purpose: reasoning may span several lines (the recipe's patterns lacked
-``re.DOTALL``, so they almost never fired on real output), the strict layout's final newline is optional, and the
-checks are linear-time string scans (so hostile input cannot cause regex backtracking). ``gsm8k_xml_count`` is
-floored at 0.
+recipe, on purpose (its exact behaviour is :mod:`redit.rewards.authors`; ``docs/paper.md`` compares them): the strict
+layout rejects leading whitespace and text after ``</answer>`` (its final newline is optional), the soft layout
+allows only whitespace between the blocks, correctness is checked by math-verify, ``gsm8k_int`` needs the tag, and
+``gsm8k_xml_count`` stays in [0, 0.5]. The checks are linear-time string scans (so hostile input cannot cause regex
+backtracking).
 """
 
 from __future__ import annotations
