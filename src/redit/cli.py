@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from redit import __version__
@@ -15,6 +16,9 @@ COMMANDS = {
     "report": "redit.experiments.report",
     "score": "redit.score",
 }
+# subcommands that train with TRL, which the `trl` extra installs
+NEEDS_TRL = {"train", "compare"}
+TRL_EXTRA = ("trl", "peft", "tensorboard")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    missing = [name for name in TRL_EXTRA if args.command in NEEDS_TRL and importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"redit {args.command}: error: {', '.join(missing)} not installed: pip install 'redit[trl]'",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
