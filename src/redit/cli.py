@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from redit import __version__
+from redit.atomic import describe_os_error
 
 # subcommand -> module exposing `add_parser(subparsers)`; each parser sets `func(args) -> int`.
 COMMANDS = {
@@ -37,9 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = extra
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except ValueError as error:
         print(f"redit {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the environment: disk full, read-only, missing folder, a directory for a file ...
+        print(f"redit {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2 if error.errno is None else 1
+    except KeyboardInterrupt:
+        print(f"redit {args.command}: interrupted; rerun to continue (redit train: with --resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from redit.presets import load_preset
+from redit.rundir import ExperimentDir
 
 DEFAULT_SPEC = "compare-tiny"
 
@@ -19,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
         "compare",
         help="compare GRPO with ReDit arms over paired seeds and write a report",
         description="Run every arm of SPEC.yaml at every seed (in parallel processes), then write summary.json, "
-        "report.md, report.html and plots to the output directory. Rerunning skips finished runs.",
+        "report.md, report.html and plots to the output directory. Rerunning skips finished runs and resumes "
+        "interrupted ones; one compare at a time per output directory.",
     )
     parser.add_argument("spec", nargs="?", help=f"experiment spec YAML (default: the embedded {DEFAULT_SPEC})")
     parser.add_argument("--output-dir", help="where runs and the report go (overrides spec.output_dir)")
@@ -59,16 +61,18 @@ def _main(args: argparse.Namespace) -> int:
         f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({spec.workers} at once)",
         flush=True,
     )
-    outcomes = run_matrix(spec)
-    for outcome in outcomes:
-        if outcome.status == "failed":
-            print(
-                f"  FAILED: {outcome.request.arm} seed {outcome.request.seed} "
-                f"(see {spec.output_dir / 'runs' / outcome.request.arm / f'seed{outcome.request.seed}' / 'error.txt'})"
-            )
-    runs = load_runs(spec.output_dir)
-    summary = analyze(runs, baseline=baseline)
-    report = write_report(spec.output_dir, summary, runs)
+    experiment = ExperimentDir(spec.output_dir)
+    with experiment.locked():
+        outcomes = run_matrix(spec)
+        for outcome in outcomes:
+            if outcome.status == "failed":
+                run = experiment.run(outcome.request.arm, outcome.request.seed)
+                print(
+                    f"  FAILED: {outcome.request.arm} seed {outcome.request.seed}: {run.error_line()} (see {run.error})"
+                )
+        runs = load_runs(spec.output_dir)
+        summary = analyze(runs, baseline=baseline)
+        report = write_report(spec.output_dir, summary, runs)
     print(headline_table(summary))
     print(f"report: {report}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0

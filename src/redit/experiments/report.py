@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from redit.atomic import atomic_file, write_atomic
 from redit.experiments.analysis import Runs, Settings, analyze, load_runs
 
 PLOT_DIR = "plots"
@@ -377,7 +378,8 @@ def plot_curves(curves: Mapping[str, Mapping[str, list]], ylabel: str, path: Pat
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
     return True
 
@@ -406,11 +408,11 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any], runs: Runs | N
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     blocks = _blocks(summary, _write_plots(out_dir, summary))
-    (out_dir / "report.md").write_text(render_markdown(blocks))
+    write_atomic(out_dir / "report.md", render_markdown(blocks))
     path = out_dir / "report.html"
-    path.write_text(render_html(blocks, out_dir))
+    write_atomic(path, render_html(blocks, out_dir))
     return path
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from redit.config import RunConfig, apply_overrides, load_yaml, parse_config
+from redit.rundir import ExperimentDir
 
 SPEC_KEYS = ("output_dir", "baseline", "seeds", "workers", "base", "arms")
 
@@ -62,7 +63,7 @@ class ExperimentSpec:
 
     def _request(self, arm: str, seed: int) -> RunRequest:
         raw = deep_merge(self.base, self.arms[arm])
-        raw["output_dir"] = str(self.output_dir / "runs" / arm / f"seed{seed}")
+        raw["output_dir"] = str(ExperimentDir(self.output_dir).run(arm, seed).path)
         raw.setdefault("training", {})["seed"] = seed
         if isinstance(raw.get("dither"), dict):
             raw["dither"]["seed"] = seed
