@@ -24,7 +24,7 @@ _ADVICE = {
     errno.EPERM: "permission denied: choose a location you can write to",
     errno.ENOENT: "no such file or folder: create the parent folder first or fix the path",
     errno.EISDIR: "is a directory: give a file path",
-    errno.ENOTDIR: "a part of this path is a file, not a folder: fix the path",
+    errno.ENOTDIR: "is a file, not a folder: fix the path",
 }
 
 
@@ -62,6 +62,17 @@ def fsync_tree(root: str | Path) -> None:
         fsync_dir(folder)
 
 
+def check_writable(path: Path) -> None:
+    """Refuse a folder to be written (or created) at ``path`` when its nearest existing folder cannot take it."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(existing))
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
+
+
 def check_output_file(path: Path, overwrite: bool) -> None:
     """Refuse an output path that cannot take a file, before any work is done."""
     if path.is_dir():
@@ -70,8 +81,7 @@ def check_output_file(path: Path, overwrite: bool) -> None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path.parent))
     if path.exists() and not overwrite:
         raise FileExistsError(f"output file {path} exists; pass --overwrite to replace it")
-    with tempfile.TemporaryFile(dir=path.parent):  # proves the folder is writable (root ignores mode bits)
-        pass
+    check_writable(path.parent)
 
 
 @contextlib.contextmanager

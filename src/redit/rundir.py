@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redit.atomic import fsync_dir, fsync_tree, write_atomic
+from redit.atomic import check_writable, fsync_dir, fsync_tree, write_atomic
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -113,6 +113,7 @@ class RunDir:
         """Refuse what ``redit train`` must not do here; reads only, so it can run before anything is validated."""
         if self.path.exists() and not self.path.is_dir():
             raise FileExistsError(f"output_dir {self.path} is a file, not a folder: choose another output_dir")
+        check_writable(self.path)
         if resume:
             if not self.config.exists():
                 raise FileNotFoundError(f"--resume: no run to resume in {self.path} (no {CONFIG})")
