@@ -23,8 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["REDIT_CACHE"] = str(Path(tmp) / "cache")
-        from redit.experiments.analysis import analyze, load_runs
-        from redit.experiments.report import write_report
+        from redit.experiments.report import report_dir
         from redit.experiments.runner import prepare_models, run_matrix
         from redit.experiments.spec import parse_spec
         from redit.presets import load_preset
@@ -37,7 +36,7 @@ def main() -> None:
         warm = time.perf_counter() - start
         outcomes = run_matrix(spec, show_progress=False)
         report_start = time.perf_counter()
-        write_report(spec.output_dir, analyze(load_runs(spec.output_dir)), load_runs(spec.output_dir))
+        report_dir(spec.output_dir)
         total = time.perf_counter() - start
         report = time.perf_counter() - report_start
     per_run = [o.seconds for o in outcomes if o.status == "done"]

@@ -34,13 +34,19 @@ def write_run(
 
 
 def accuracy_curve(
-    seed: int, effect: float, arm_index: int = 0, noise: float = 0.02, steps: Sequence[int] = EVAL_STEPS
+    seed: int,
+    effect: float,
+    arm_index: int = 0,
+    noise: float = 0.02,
+    steps: Sequence[int] = EVAL_STEPS,
+    rise: float = 0.4,
 ) -> np.ndarray:
-    """A saturating curve 0.2 → ~0.6, faster and higher with ``effect``; after step 0 it adds noise shared by the
-    seed's runs in every arm plus independent noise per (seed, arm), each of std ``noise``."""
+    """A saturating curve 0.3 → ~0.3 + ``rise`` (0: flat, < 0: degrades), faster and higher with ``effect``; after
+    step 0 it adds noise shared by the seed's runs in every arm plus independent noise per (seed, arm), each of std
+    ``noise``."""
     shared, own = np.random.default_rng(1000 + seed), np.random.default_rng(2000 + 97 * seed + arm_index)
     s = np.asarray(steps, dtype=float)
-    curve = 0.2 + 0.4 * (1 - np.exp(-s * (1 + effect) / 40)) + effect * 0.05 * (s > 0)
+    curve = 0.3 + rise * (1 - np.exp(-s * (1 + effect) / 40)) + effect * 0.05 * (s > 0)
     curve[1:] += shared.normal(0, noise, size=len(s) - 1) + own.normal(0, noise, size=len(s) - 1)
     return np.clip(curve, 0, 1)
 
@@ -62,11 +68,14 @@ def training_metrics(seed: int, arm_index: int, steps: int = TRAIN_STEPS) -> lis
     ]
 
 
-def write_experiment(out: Path, effects: dict[str, float], seeds: Iterable[int], noise: float = 0.02) -> Path:
-    """An experiment with one arm per ``effects`` entry (0 = like the baseline) and the same seeds in every arm."""
+def write_experiment(
+    out: Path, effects: dict[str, float], seeds: Iterable[int], noise: float = 0.02, rise: float = 0.4
+) -> Path:
+    """An experiment with one arm per ``effects`` entry (0 = like the baseline) and the same seeds in every arm;
+    ``rise`` is how much the baseline's curve gains (see :func:`accuracy_curve`)."""
     for arm_index, (arm, effect) in enumerate(effects.items()):
         for seed in seeds:
-            curve = accuracy_curve(seed, effect, arm_index, noise)
+            curve = accuracy_curve(seed, effect, arm_index, noise, rise=rise)
             sampled = np.clip(curve - 0.05, 0, 1)
             evals = [
                 {"step": s, "accuracy_greedy": float(a), "accuracy_sampled": float(b), "k": 4}

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from synthetic_runs import write_experiment, write_run
 
-from redit.experiments.analysis import Settings, analyze, first_reach, load_runs, mean_ci, sign_flip_p
+from redit.experiments.analysis import analyze, load_runs
+from redit.experiments.stats import Settings, first_reach, mean_ci, sign_flip_p
 
 STEPS = [0, 10, 30, 60]  # uneven on purpose: the AUC must weight by step span
 
@@ -247,3 +248,68 @@ def test_steps_to_target_counts_a_dip_from_its_recovery():
     assert first_reach(steps, values, 0.45, window=1) == 30
     assert first_reach(steps, values, 0.6, window=1) is None
     assert first_reach(steps, np.array([0.5] * 5), 0.45, window=1) == 0
+
+
+@pytest.mark.parametrize(("rise", "learned"), [(0.4, True), (0.0, False), (-0.2, False)])
+def test_baseline_learned_against_direct_computation(tmp_path, rise, learned):
+    """Learns / stays flat / degrades: gain = final − step 0 per seed, its CI and p; the mean curve's dip."""
+    write_experiment(tmp_path, {"vanilla": 0.0, "redit": 1.0}, range(8), rise=rise)
+    summary = analyze(load_runs(tmp_path))
+    curves = {}
+    for seed in range(8):
+        records = [json.loads(x) for x in (tmp_path / f"runs/vanilla/seed{seed}/eval.jsonl").read_text().splitlines()]
+        curves[seed] = [r["accuracy_greedy"] for r in records]
+    gains = [c[-1] - c[0] for c in curves.values()]
+    result = summary["baseline_learned"]
+    ci = mean_ci(gains)
+    assert result["gain"] == pytest.approx(np.mean(gains)) and result["ci"] == pytest.approx([ci["lo"], ci["hi"]])
+    assert result["p"] == pytest.approx(sign_flip_p(gains)[0]) and result["n"] == 8
+    assert result["start"]["mean"] == pytest.approx(np.mean([c[0] for c in curves.values()]))
+    mean_curve = np.mean(list(curves.values()), axis=0)
+    assert result["dip"] == pytest.approx(min(mean_curve - mean_curve[0]))
+    assert result["dip_step"] == int(np.argmin(mean_curve - mean_curve[0])) * 10
+    assert result["learned"] is learned is (ci["lo"] > 0)
+    assert (summary["to_baseline_final"]["withheld"] is None) is learned
+    assert (
+        summary["steps_to_target"]["withheld"] == "withheld: the baseline did not learn in this regime"
+    ) is not learned
+    assert (summary["verdicts"]["redit"]["label"] == "faster") is learned
+
+
+def test_steps_to_target_needs_a_target_most_baseline_seeds_reach(tmp_path):
+    """Two of four baseline seeds end below the mean final level: the target is not reported, counts still are."""
+    steps = [0, 10, 20, 30]
+    finals = {1: 0.3, 2: 0.3, 3: 0.7, 4: 0.7}
+    for seed, level in finals.items():
+        write_run(tmp_path, "vanilla", seed, evals([0.1, level, level, level], steps))
+        write_run(tmp_path, "redit", seed, evals([0.1, 0.8, 0.8, 0.8], steps))
+    result = analyze(load_runs(tmp_path), smooth_window=1)["steps_to_target"]
+    assert result["target"] == pytest.approx(0.5)
+    assert (result["baseline_reached"], result["baseline_seeds"]) == (2, 4)
+    assert result["withheld"] == "withheld: vanilla reached the target in only 2 of 4 seeds (not most)"
+    redit = result["arms"]["redit"]
+    assert (redit["n_reached"], redit["n_seeds"]) == (4, 4) and redit["per_seed"] == dict.fromkeys("1234", 10)
+    assert redit["ratio_mean_curve"] is None and redit["ratio_median_paired"] is None
+
+
+def test_steps_to_baseline_final_against_direct_computation(tmp_path):
+    """Per seed: steps to that baseline seed's own final level, over the steps the baseline needed."""
+    steps = [0, 10, 20, 30, 40]
+    base = {1: [0.1, 0.2, 0.3, 0.4, 0.4], 2: [0.1, 0.3, 0.5, 0.5, 0.5], 3: [0.1, 0.2, 0.2, 0.2, 0.3]}
+    arm = {1: [0.1, 0.4, 0.4, 0.4, 0.4], 2: [0.1, 0.2, 0.3, 0.4, 0.4], 3: [0.1, 0.3, 0.3, 0.3, 0.3]}
+    for seed, values in base.items():
+        write_run(tmp_path, "vanilla", seed, evals(values, steps))
+        write_run(tmp_path, "redit", seed, evals(arm[seed], steps))
+    result = analyze(load_runs(tmp_path), smooth_window=1)["to_baseline_final"]
+    redit = result["arms"]["redit"]
+    # seed 1: level 0.4, baseline at 30, arm at 10; seed 2: level 0.5, arm never; seed 3: level 0.3, 40 and 10
+    assert {s: (p["baseline_steps"], p["arm_steps"]) for s, p in redit["per_seed"].items()} == {
+        "1": (30, 10),
+        "2": (20, None),
+        "3": (40, 10),
+    }
+    assert (redit["n_pairs"], redit["n_reached"], redit["ratio"]["n"]) == (3, 2, 2)
+    ratios = [10 / 30, 10 / 40]
+    assert redit["ratio"]["mean"] == pytest.approx(np.mean(ratios))
+    assert redit["ratio"] == {**mean_ci(ratios), "mean": pytest.approx(np.mean(ratios))}
+    assert result["arms"]["vanilla"]["ratio"]["mean"] == 1.0 and result["withheld"] is None

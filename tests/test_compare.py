@@ -58,7 +58,7 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"baseline": "nope"}, "spec.baseline"),
+        ({"baseline": "nope"}, r"baseline: 'nope' is not an arm; arms are \['vanilla', 'redit'\]"),
         ({"arms": {}}, "spec.arms"),
         ({"seeds": 0}, "spec.seeds"),
         ({"colour": 1}, "spec: unknown key"),
@@ -69,6 +69,51 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
 def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         parse_spec(tiny_spec(tmp_path) | change)
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "flags", "message"),
+    [
+        (
+            {},
+            ["base.eval.every=7"],
+            {},
+            r"base.eval.every=7 does not divide base.training.max_steps=2 \(arm 'vanilla'\)",
+        ),
+        ({}, [], {"max_steps": 3}, r"base.eval.every=2 does not divide base.training.max_steps=3"),
+        (
+            {},
+            ["arms.redit.training.max_steps=5"],
+            {},
+            r"does not divide arms.redit.training.max_steps=5 \(arm 'redit'\)",
+        ),
+        ({}, ["arms.redit.eval.every=4"], {"max_steps": 6}, r"arms.redit.eval.every=4 does not divide base"),
+        ({}, ["base.eval.every=0"], {}, r"base.eval.every=0 \(arm 'vanilla'\): redit compare compares held-out"),
+        ({"baseline": "grpo"}, [], {}, r"baseline: 'grpo' is not an arm"),
+        ({}, [], {"baseline": "grpo"}, r"baseline: 'grpo' is not an arm"),
+    ],
+)
+def test_specs_that_cannot_be_compared_fail_before_running(
+    tmp_path: Path, change: dict, overrides: list, flags: dict, message: str
+) -> None:
+    """Every arm must evaluate at its last step (after overrides and flags) and the baseline must be an arm."""
+    from redit.experiments.spec import load_spec
+
+    spec = tiny_spec(tmp_path) | change
+    spec["base"]["eval"]["every"] = 2
+    with pytest.raises(ValueError, match=message):
+        load_spec(None, spec, overrides=overrides, **flags)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_cli_rejects_a_bad_baseline_before_running(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    assert main(["compare", str(spec_file), "--baseline", "grpo"]) == 2
+    assert "error: baseline: 'grpo' is not an arm; arms are ['redit', 'vanilla']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

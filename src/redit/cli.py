@@ -13,6 +13,7 @@ from redit.atomic import describe_os_error
 COMMANDS = {
     "train": "redit.train",
     "compare": "redit.experiments.compare",
+    "report": "redit.experiments.report",
     "score": "redit.score",
 }
 

@@ -1,29 +1,38 @@
-"""Statistics for ``redit compare``: load the run directories, summarise each arm, compare each arm to the baseline.
+"""The summary of ``redit compare``: load the run directories, summarise each arm, compare each arm to the baseline.
 
-Everything numeric here comes from scipy: 95% percentile-bootstrap intervals (``scipy.stats.bootstrap``, fixed seed,
-so a report is reproducible) and exact sign-flip permutation p-values for paired differences
-(``scipy.stats.permutation_test``, ``permutation_type="samples"``). Runs pair across arms by seed. No plotting here:
+Runs pair across arms by seed. The statistics are in :mod:`redit.experiments.stats`, what they allow us to say
+(did the baseline learn, verdicts, steps ratios) in :mod:`redit.experiments.verdicts`. No plotting here:
 :mod:`redit.experiments.report` turns the summary this module returns into files.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from redit.atomic import read_jsonl
+from redit.experiments.stats import (
+    EXACT_MAX_SEEDS,
+    Settings,
+    auc,
+    curve_ci,
+    grad_fractions,
+    mean_ci,
+    min_seeds,
+    paired_difference,
+    running_mean,
+)
+from redit.experiments.verdicts import baseline_learned, steps_to_target, to_baseline_final, verdict
 from redit.rundir import ExperimentDir, RunDir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ACCURACY_METRICS = ("accuracy_greedy", "accuracy_sampled")
 TRAINING_CURVES = ("reward_clean", "grad_norm", "frac_zero_std_clean")
-EXACT_MAX_SEEDS = 16  # sign-flip tests enumerate all 2**n flips up to this many pairs
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -84,142 +93,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# ------------------------------------------------------------------------------------------------ statistics
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every choice behind the numbers; written into ``summary["settings"]``."""
-
-    baseline: str = "vanilla"
-    metric: str = "accuracy_greedy"
-    confidence: float = 0.95
-    n_resamples: int = 9999
-    seed: int = 0
-    alpha: float = 0.05
-    smooth_window: int = 3
-    vanish_ratio: float = 0.1
-    explode_ratio: float = 10.0
-    train_smooth: int = 5
-
-
-def mean_ci(values: Iterable[float], cfg: Settings = Settings()) -> dict[str, Any]:
-    """Mean and percentile-bootstrap CI of the finite ``values``; ``lo``/``hi`` are NaN with fewer than two."""
-    x = np.asarray(list(values), dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size < 2:
-        return {"mean": float(x.mean()) if x.size else math.nan, "lo": math.nan, "hi": math.nan, "n": int(x.size)}
-    result = stats.bootstrap(
-        (x,),
-        np.mean,
-        method="percentile",
-        confidence_level=cfg.confidence,
-        n_resamples=cfg.n_resamples,
-        rng=np.random.default_rng(cfg.seed),
-    )
-    ci = result.confidence_interval
-    return {"mean": float(x.mean()), "lo": float(ci.low), "hi": float(ci.high), "n": int(x.size)}
-
-
-def sign_flip_p(diffs: Iterable[float], cfg: Settings = Settings()) -> tuple[float, bool]:
-    """Two-sided sign-flip permutation p-value of the mean paired difference, and whether it is exact."""
-    d = np.asarray(list(diffs), dtype=float)
-    if d.size < 2:  # scipy needs two; one pair has two flips with the same |mean|, so p = 1
-        return (1.0 if d.size else math.nan), True
-    exact = d.size <= EXACT_MAX_SEEDS
-    result = stats.permutation_test(
-        (d,),
-        np.mean,
-        permutation_type="samples",
-        vectorized=True,
-        alternative="two-sided",
-        n_resamples=2**d.size if exact else cfg.n_resamples,
-        rng=np.random.default_rng(cfg.seed),
-    )
-    return float(result.pvalue), exact
-
-
-def paired_difference(
-    arm: Mapping[int, float], base: Mapping[int, float], cfg: Settings = Settings()
-) -> dict[str, Any]:
-    """Mean [CI] and sign-flip p of ``arm[s] - base[s]`` over the seeds ``s`` where both are finite."""
-    seeds = sorted(s for s in arm if s in base and math.isfinite(arm[s]) and math.isfinite(base[s]))
-    diffs = [arm[s] - base[s] for s in seeds]
-    p, exact = sign_flip_p(diffs, cfg)
-    return {**mean_ci(diffs, cfg), "p": p, "exact": exact, "seeds": seeds}
-
-
-def curve_ci(series: Mapping[int, tuple[np.ndarray, np.ndarray]], cfg: Settings = Settings()) -> dict[str, list]:
-    """Per step (aligned by step across seeds): mean, bootstrap CI and number of seeds with a value."""
-    steps = sorted({int(s) for st, _ in series.values() for s in st})
-    matrix = np.full((len(series), len(steps)), np.nan)
-    column = {s: j for j, s in enumerate(steps)}
-    for i, (st, values) in enumerate(series.values()):
-        matrix[i, [column[int(s)] for s in st]] = values
-    n = np.isfinite(matrix).sum(axis=0)
-    mean = np.array([matrix[np.isfinite(matrix[:, j]), j].mean() if n[j] else np.nan for j in range(len(steps))])
-    lo, hi = np.full(len(steps), np.nan), np.full(len(steps), np.nan)
-    full = n == len(series)
-    if len(series) >= 2 and full.any():
-        lo[full], hi[full] = _columns_ci(matrix[:, full], cfg)
-    for j in np.flatnonzero(~full):
-        ci = mean_ci(matrix[:, j], cfg)
-        lo[j], hi[j] = ci["lo"], ci["hi"]
-    return {"step": steps, "mean": mean.tolist(), "lo": lo.tolist(), "hi": hi.tolist(), "n": n.tolist()}
-
-
-def _columns_ci(matrix: np.ndarray, cfg: Settings) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile-bootstrap CI of each column's mean, all columns in one vectorised call."""
-    batch = max(1, int(2e7 // matrix.size))
-    result = stats.bootstrap(
-        (matrix,),
-        np.mean,
-        axis=0,
-        vectorized=True,
-        batch=batch,
-        method="percentile",
-        confidence_level=cfg.confidence,
-        n_resamples=cfg.n_resamples,
-        rng=np.random.default_rng(cfg.seed),
-    )
-    return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
-
-
-def running_mean(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing running mean: element ``i`` is the mean of ``values[max(0, i-window+1) : i+1]``."""
-    return np.array([values[max(0, i - window + 1) : i + 1].mean() for i in range(len(values))])
-
-
-def auc(steps: np.ndarray, values: np.ndarray) -> float:
-    """Trapezoid area under the curve divided by the step span: the curve's mean level, NaN with < 2 points."""
-    if len(steps) < 2 or steps[-1] == steps[0]:
-        return math.nan
-    return float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
-
-
-def first_reach(steps: np.ndarray, values: np.ndarray, target: float, window: int) -> int | None:
-    """First step from which the trailing running mean of ``values`` stays ≥ ``target`` (up to rounding) to the
-    last eval; None if it ends below. A curve that starts above the target and dips counts from its recovery."""
-    smoothed = running_mean(values, window)
-    above = (smoothed >= target) | np.isclose(smoothed, target, rtol=1e-12, atol=1e-12)
-    if not len(above) or not above[-1]:
-        return None
-    below = np.flatnonzero(~above)
-    return int(steps[below[-1] + 1]) if len(below) else int(steps[0])
-
-
-def grad_fractions(grad_norms: np.ndarray, vanish_ratio: float, explode_ratio: float) -> dict[str, float]:
-    """Median grad norm and the fractions of steps below ``vanish_ratio``× / above ``explode_ratio``× that median."""
-    if not len(grad_norms):
-        return {"median_grad_norm": math.nan, "frac_vanishing": math.nan, "frac_exploding": math.nan}
-    median = float(np.median(grad_norms))
-    return {
-        "median_grad_norm": median,
-        "frac_vanishing": float(np.mean(grad_norms < vanish_ratio * median)),
-        "frac_exploding": float(np.mean(grad_norms > explode_ratio * median)),
-    }
-
-
 # ---------------------------------------------------------------------------------------------------- analyze
 
 
@@ -235,6 +108,9 @@ def analyze(runs: Runs, baseline: str = "vanilla", metric: str = "accuracy_greed
     metrics = [metric] + [m for m in ACCURACY_METRICS if m != metric]
     accuracy = {m: _accuracy(runs, arms, m, cfg) for m in metrics}
     paired = {arm: _paired(runs, arm, accuracy, cfg) for arm in arms[1:]}
+    learned = baseline_learned(accuracy[metric][baseline], cfg)
+    series = {arm: {seed: run.series(metric, "evals") for seed, run in runs.ok(arm).items()} for arm in arms}
+    curves = {arm: accuracy[metric][arm]["curve"] for arm in arms}
     summary = {
         "schema_version": SCHEMA_VERSION,
         "out_dir": str(runs.out_dir),
@@ -246,17 +122,19 @@ def analyze(runs: Runs, baseline: str = "vanilla", metric: str = "accuracy_greed
         | {
             "ci_method": "percentile bootstrap",
             "permutation": f"sign-flip, exact up to {EXACT_MAX_SEEDS} pairs",
-            "min_seeds_for_alpha": _min_seeds(cfg.alpha),
+            "min_seeds_for_alpha": min_seeds(cfg.alpha),
         },
         "runs": _run_counts(runs, arms),
         "accuracy": {
             m: {arm: {k: v for k, v in a.items() if k != "curve"} for arm, a in accuracy[m].items()} for m in metrics
         },
+        "baseline_learned": learned,
         "paired": paired,
-        "steps_to_target": _steps_to_target(runs, arms, accuracy[metric], cfg),
+        "steps_to_target": steps_to_target(series, curves, learned["learned"], cfg),
+        "to_baseline_final": to_baseline_final(series, learned["learned"], cfg),
         "gradients": _gradients(runs, arms, cfg),
         "curves": _curves(runs, arms, accuracy, cfg),
-        "verdicts": {arm: verdict(paired[arm], metric, cfg) for arm in arms[1:]},
+        "verdicts": {arm: verdict(paired[arm], learned, cfg) for arm in arms[1:]},
     }
     return _jsonable(summary)
 
@@ -286,17 +164,24 @@ def _run_counts(runs: Runs, arms: list[str]) -> dict[str, Any]:
 
 
 def _accuracy(runs: Runs, arms: list[str], metric: str, cfg: Settings) -> dict[str, dict[str, Any]]:
-    """Per arm: AUC and final accuracy per seed with mean [CI], and the per-eval-step curve."""
+    """Per arm: AUC, first (step-0) and final accuracy per seed with mean [CI], and the per-eval-step curve."""
     out = {}
     for arm in arms:
         series = {seed: run.series(metric, "evals") for seed, run in runs.ok(arm).items()}
         series = {seed: s for seed, s in series.items() if len(s[0])}
         per_seed = {
-            seed: {"auc": auc(st, v), "final": float(v[-1]), "final_step": int(st[-1])}
+            seed: {
+                "auc": auc(st, v),
+                "start": float(v[0]),
+                "start_step": int(st[0]),
+                "final": float(v[-1]),
+                "final_step": int(st[-1]),
+            }
             for seed, (st, v) in series.items()
         }
         out[arm] = {
             "auc": mean_ci([p["auc"] for p in per_seed.values()], cfg),
+            "start": mean_ci([p["start"] for p in per_seed.values()], cfg),
             "final": mean_ci([p["final"] for p in per_seed.values()], cfg),
             "per_seed": per_seed,
             "curve": curve_ci(series, cfg),
@@ -319,59 +204,6 @@ def _paired(runs: Runs, arm: str, accuracy: dict[str, dict[str, Any]], cfg: Sett
             for stat in ("auc", "final")
         }
     return out
-
-
-def _steps_to_target(runs: Runs, arms: list[str], accuracy: dict[str, Any], cfg: Settings) -> dict[str, Any]:
-    """Steps each smoothed curve needs to reach the baseline's final level, and their ratios to the baseline's.
-
-    Target: mean over baseline seeds of the last point of each smoothed curve, so the baseline's mean curve reaches it
-    by its last eval at the latest and the ratio of mean-curve steps is always defined for the baseline.
-    """
-    series = {arm: {seed: run.series(cfg.metric, "evals") for seed, run in runs.ok(arm).items()} for arm in arms}
-    finals = [running_mean(v, cfg.smooth_window)[-1] for _, v in series[cfg.baseline].values() if len(v)]
-    target = float(np.mean(finals)) if finals else math.nan
-    reached = {
-        arm: {seed: first_reach(st, v, target, cfg.smooth_window) for seed, (st, v) in s.items()}
-        for arm, s in series.items()
-    }
-    curves = {arm: accuracy[arm]["curve"] for arm in arms}
-    curve_step = {
-        arm: first_reach(np.array(c["step"], dtype=int), np.array(c["mean"]), target, cfg.smooth_window)
-        for arm, c in curves.items()
-    }
-    return {
-        "metric": cfg.metric,
-        "target": target,
-        "smoothing": f"trailing running mean over {cfg.smooth_window} evals",
-        "arms": {
-            arm: _reach_stats(reached[arm], reached[cfg.baseline])
-            | {
-                "mean_curve_steps": curve_step[arm],
-                "ratio_mean_curve": _ratio(curve_step[arm], curve_step[cfg.baseline]),
-            }
-            for arm in arms
-        },
-    }
-
-
-def _ratio(steps: float | None, base: float | None) -> float:
-    """``steps / base``; NaN when either is missing or the baseline needs no steps."""
-    return steps / base if steps is not None and base else math.nan
-
-
-def _reach_stats(mine: dict[int, int | None], base: dict[int, int | None]) -> dict[str, Any]:
-    hit = [s for s in mine.values() if s is not None]
-    ratios = [_ratio(mine[s], base.get(s)) for s in mine]
-    ratios = [r for r in ratios if math.isfinite(r)]
-    return {
-        "per_seed": mine,
-        "n_reached": len(hit),
-        "n_never": len(mine) - len(hit),
-        "mean_steps": float(np.mean(hit)) if hit else math.nan,
-        "median_steps": float(np.median(hit)) if hit else math.nan,
-        "ratio_median_paired": float(np.median(ratios)) if ratios else math.nan,
-        "n_pairs": len(ratios),
-    }
 
 
 def _gradients(runs: Runs, arms: list[str], cfg: Settings) -> dict[str, Any]:
@@ -409,54 +241,6 @@ def _curves(runs: Runs, arms: list[str], accuracy: dict[str, dict[str, Any]], cf
 
 def _nanmean(values: np.ndarray) -> float:
     return float(np.mean(values)) if len(values) else math.nan
-
-
-# ---------------------------------------------------------------------------------------------------- verdict
-
-
-def _min_seeds(alpha: float) -> int:
-    """Fewest paired seeds for which an exact two-sided sign-flip test can reach ``p <= alpha`` (2/2**n)."""
-    return next(n for n in range(1, 64) if 2 / 2**n <= alpha)
-
-
-def _direction(diff: Mapping[str, Any], alpha: float) -> int:
-    """+1 / −1 when the CI excludes 0 on that side and p ≤ alpha; 0 otherwise."""
-    if not diff["n"] or not math.isfinite(diff["p"]) or diff["p"] > alpha:
-        return 0
-    return 1 if diff["lo"] > 0 else -1 if diff["hi"] < 0 else 0
-
-
-def verdict(paired: Mapping[str, Any], metric: str, cfg: Settings = Settings()) -> dict[str, Any]:
-    """Faster / slower / no detectable difference, from the paired Δ AUC (CI excludes 0 and p ≤ alpha)."""
-    auc_d, final_d = paired[metric]["auc"], paired[metric]["final"]
-    n = auc_d["n"]
-    if n == 0:
-        return {
-            "label": "not compared",
-            "final_label": "not compared",
-            "n_pairs": 0,
-            "text": f"not compared: no seed has a finished run in both this arm and {cfg.baseline!r}",
-        }
-    label = {1: "faster", -1: "slower", 0: "no detectable difference"}[_direction(auc_d, cfg.alpha)]
-    final = {1: "higher", -1: "lower", 0: "no detectable difference"}[_direction(final_d, cfg.alpha)]
-    seeds = f"{n} seed" + "s" * (n > 1)
-    head = f"{label} than {cfg.baseline}" if label != "no detectable difference" else f"{label} at {seeds}"
-    text = (
-        f"{head}: Δ AUC {_fmt(auc_d)}, p = {auc_d['p']:.3g}; final accuracy {final}: Δ {_fmt(final_d)}, "
-        f"p = {final_d['p']:.3g} ({n} paired, {metric}; decided by CI excluding 0 and p ≤ {cfg.alpha})"
-    )
-    if n < _min_seeds(cfg.alpha):
-        text += (
-            f". With {seeds} the smallest attainable two-sided p is {min(1.0, 2 / 2**n):.3g}: "
-            f"at least {_min_seeds(cfg.alpha)} seeds are needed to detect any difference"
-        )
-    return {"label": label, "final_label": final, "n_pairs": n, "text": text}
-
-
-def _fmt(ci: Mapping[str, Any]) -> str:
-    if not math.isfinite(ci["lo"]):
-        return f"{ci['mean']:+.3f} [no CI]"
-    return f"{ci['mean']:+.3f} [{ci['lo']:+.3f}, {ci['hi']:+.3f}]"
 
 
 def _jsonable(obj: Any) -> Any:

@@ -40,8 +40,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from redit.experiments.analysis import analyze, load_runs
-    from redit.experiments.report import headline_table, write_report
+    from redit.experiments.report import headline_table, report_dir
     from redit.experiments.runner import run_matrix
     from redit.experiments.spec import load_spec
 
@@ -53,10 +52,8 @@ def _main(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_steps=args.max_steps,
         workers=args.workers,
+        baseline=args.baseline,
     )
-    baseline = args.baseline or spec.baseline
-    if baseline not in spec.arms:
-        raise ValueError(f"--baseline '{baseline}' is not an arm; arms: {list(spec.arms)}")
     print(
         f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({spec.workers} at once)",
         flush=True,
@@ -70,9 +67,7 @@ def _main(args: argparse.Namespace) -> int:
                 print(
                     f"  FAILED: {outcome.request.arm} seed {outcome.request.seed}: {run.error_line()} (see {run.error})"
                 )
-        runs = load_runs(spec.output_dir)
-        summary = analyze(runs, baseline=baseline)
-        report = write_report(spec.output_dir, summary, runs)
+        summary, report = report_dir(spec.output_dir, baseline=spec.baseline)
     print(headline_table(summary))
     print(f"report: {report}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0

@@ -1,39 +1,29 @@
-"""Files from an analysis summary: ``summary.json``, ``report.md``, a self-contained ``report.html`` and PNG plots.
+"""Files from an analysis summary — ``summary.json``, ``report.md``, a self-contained ``report.html`` and PNG plots —
+and ``redit report RUN_DIR``, which regenerates them from the runs of an existing ``redit compare`` output directory.
 
-Only formatting and plotting here; every number comes from :func:`redit.experiments.analysis.analyze`.
-Regenerate a report from an existing output directory with ``python -m redit.experiments.report OUT_DIR``.
+Only formatting here; every number comes from :func:`redit.experiments.analysis.analyze`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from redit.atomic import write_atomic
+from redit.experiments.render import Block, render_html, render_markdown
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from redit.atomic import atomic_file, write_atomic
-from redit.experiments.analysis import Runs, Settings, analyze, load_runs
-
-PLOT_DIR = "plots"
-SETTING_NAMES = set(Settings.__dataclass_fields__)
-Block = tuple[str, Any]  # ("h1"|"h2"|"p", text) | ("ul", [text]) | ("table", (headers, rows)) | ("img", (alt, file))
 HEADLINE = (
     "arm",
     "seeds",
+    "step-0 acc",
     "final acc [95% CI]",
     "AUC [95% CI]",
     "Δ AUC vs base [95% CI]",
     "p",
-    "steps ratio",
+    "steps to base final: ratio [95% CI]",
     "verdict",
 )
 
@@ -47,54 +37,55 @@ def _num(value: float | None, digits: int = 3, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def _ci(stat: Mapping[str, Any] | None, sign: bool = False) -> str:
-    """``mean [lo, hi]``; ``[n=1]``/``[no CI]`` where no interval exists."""
+def _ci(stat: Mapping[str, Any] | None, sign: bool = False, digits: int = 3) -> str:
+    """``mean [lo, hi]``; ``[n=1]`` where no interval exists."""
     if not stat or stat.get("mean") is None:
         return "—"
+    mean = _num(stat["mean"], digits, sign)
     if stat.get("lo") is None:
-        return f"{_num(stat['mean'], sign=sign)} [n={stat.get('n', 0)}]"
-    return f"{_num(stat['mean'], sign=sign)} [{_num(stat['lo'], sign=sign)}, {_num(stat['hi'], sign=sign)}]"
+        return f"{mean} [n={stat.get('n', 0)}]"
+    return f"{mean} [{_num(stat['lo'], digits, sign)}, {_num(stat['hi'], digits, sign)}]"
 
 
 def _p(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
 
 
+def _ratio_cell(summary: Mapping[str, Any], arm: str) -> str:
+    """The paired steps-to-the-baseline's-final-level ratio, and in how many seeds the arm reached that level."""
+    speed = summary["to_baseline_final"]
+    if speed["withheld"]:
+        return "withheld"
+    a = speed["arms"][arm]
+    return f"{_ci(a['ratio'], digits=2)} ({a['n_reached']} of {a['n_pairs']} reached)"
+
+
 def headline_rows(summary: Mapping[str, Any]) -> list[list[str]]:
-    """One row per arm: seeds, final accuracy, AUC, paired Δ AUC, p, steps-to-target ratio, verdict."""
+    """One row per arm: seeds, step-0, final accuracy, AUC, paired Δ AUC, p, steps ratio, verdict."""
     metric, rows = summary["metric"], []
     for arm in summary["arms"]:
         acc = summary["accuracy"][metric][arm]
-        reach = summary["steps_to_target"]["arms"][arm]
         failed = summary["runs"]["per_arm"][arm]["failed"]
         seeds = str(len(summary["runs"]["per_arm"][arm]["seeds"])) + (f" ({failed} failed)" if failed else "")
-        ratio = f"{_num(reach['ratio_mean_curve'], 2)} ({reach['n_never']} never)"
+        row = [arm, seeds, _num(acc["start"]["mean"]), _ci(acc["final"]), _ci(acc["auc"])]
         if arm == summary["baseline"]:
-            rows.append([arm, seeds, _ci(acc["final"]), _ci(acc["auc"]), "(baseline)", "", ratio, ""])
+            rows.append([*row, "(baseline)", "", "(baseline)", ""])
             continue
         diff = summary["paired"][arm][metric]["auc"]
         rows.append(
-            [
-                arm,
-                seeds,
-                _ci(acc["final"]),
-                _ci(acc["auc"]),
-                _ci(diff, sign=True),
-                _p(diff["p"]),
-                ratio,
-                summary["verdicts"][arm]["label"],
-            ]
+            [*row, _ci(diff, sign=True), _p(diff["p"]), _ratio_cell(summary, arm), summary["verdicts"][arm]["label"]]
         )
     return rows
 
 
 def headline_table(summary: Mapping[str, Any]) -> str:
-    """The console table: one aligned row per arm (see :data:`HEADLINE`)."""
+    """The console table: what the baseline learned, then one aligned row per arm (see :data:`HEADLINE`)."""
     rows = [list(HEADLINE), *headline_rows(summary)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADLINE))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return f"{summary['metric']}, baseline {summary['baseline']!r}\n" + "\n".join(lines)
+    head = f"{summary['metric']}, baseline {summary['baseline']!r}\n{summary['baseline_learned']['text']}\n"
+    return head + "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------- content
@@ -103,43 +94,51 @@ def headline_table(summary: Mapping[str, Any]) -> str:
 def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]:
     """The report as renderer-neutral blocks."""
     s, metric, base = summary, summary["metric"], summary["baseline"]
-    cfg = s["settings"]
-    blocks: list[Block] = [
+    cfg, learned = s["settings"], s["baseline_learned"]
+    return [
         ("h1", f"ReDit comparison: {Path(s['out_dir']).name}"),
+        ("note", (learned["learned"], learned["text"])),
+        (
+            "img",
+            (
+                (
+                    f"Left: each arm minus {base}, paired by seed (Δ AUC, Δ final {metric}; mean and 95% CI; "
+                    f"right of 0 = better). Right: held-out {metric} per step, mean and 95% CI over seeds."
+                ),
+                plots["headline"],
+            ),
+        ),
         ("h2", "Verdict"),
         ("ul", [f"{arm}: {s['verdicts'][arm]['text']}" for arm in s["arms"][1:]] or ["only the baseline arm ran"]),
         (
             "p",
             (
-                f"A verdict says faster or slower only when the paired 95% CI of Δ AUC excludes 0 and the exact "
-                f"sign-flip p ≤ {cfg['alpha']}; at least {cfg['min_seeds_for_alpha']} paired seeds are needed for "
-                "that. Percentile-bootstrap CIs over few seeds are too narrow, which is why both are required."
+                f"A verdict says faster or slower only when {base} learned ({learned['rule']}), the paired 95% CI "
+                f"of Δ AUC excludes 0 and the exact sign-flip p ≤ {cfg['alpha']}; at least "
+                f"{cfg['min_seeds_for_alpha']} paired seeds are needed for that. Percentile-bootstrap CIs over few "
+                "seeds are too narrow, which is why both are required."
             ),
         ),
         ("table", (list(HEADLINE), headline_rows(s))),
         *_runs_blocks(s),
+        *_learned_blocks(s),
         ("h2", "Held-out accuracy"),
         (
             "p",
             (
                 "AUC is the trapezoid area under a run's accuracy-vs-step curve over all its evals (step 0 included) "
-                "divided by the step span: the run's mean accuracy over training, in [0, 1]. Final is the last eval."
+                "divided by the step span: the run's mean accuracy over training, in [0, 1]. Step 0 is the first "
+                "eval, final the last."
             ),
         ),
         (
             "table",
             (
-                ["metric", "arm", "seeds", "final [95% CI]", "AUC [95% CI]"],
+                ["metric", "arm", "seeds", "step 0 [95% CI]", "final [95% CI]", "AUC [95% CI]"],
                 [
-                    [
-                        m,
-                        arm,
-                        str(s["accuracy"][m][arm]["auc"]["n"]),
-                        _ci(s["accuracy"][m][arm]["final"]),
-                        _ci(s["accuracy"][m][arm]["auc"]),
-                    ]
+                    [m, arm, str(a["auc"]["n"]), _ci(a["start"]), _ci(a["final"]), _ci(a["auc"])]
                     for m in s["metrics"]
-                    for arm in s["arms"]
+                    for arm, a in s["accuracy"][m].items()
                 ],
             ),
         ),
@@ -173,6 +172,7 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
                 ],
             ),
         ),
+        *_speed_blocks(s),
         *_target_blocks(s),
         *_gradient_blocks(s, plots),
         ("h2", "Methods"),
@@ -184,6 +184,7 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
                     f"{cfg['n_resamples']} resamples, seed {cfg['seed']}; none with fewer than 2 runs."
                 ),
                 f"p-values: {cfg['permutation']} (scipy.stats.permutation_test, permutation_type='samples').",
+                f"Did the baseline learn: {learned['rule']}.",
                 "Runs with error.txt are failed and those without DONE incomplete; both are excluded from statistics.",
                 "Curves: mean over seeds at each step with a 95% bootstrap band; training curves are per-run trailing "
                 "running means before averaging, window in steps: "
@@ -192,7 +193,44 @@ def _blocks(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[Block]
             ],
         ),
     ]
-    return blocks
+
+
+def _learned_blocks(s: Mapping[str, Any]) -> list[Block]:
+    r = s["baseline_learned"]
+    gain = {"mean": r["gain"], "lo": r["ci"][0], "hi": r["ci"][1], "n": r["n"]}
+    row = [
+        r["metric"],
+        str(r["n"]),
+        _ci(r["start"]),
+        _ci(r["final"]),
+        _ci(gain, sign=True),
+        _p(r["p"]),
+        f"{_num(r['dip'], sign=True)} (step {r['dip_step']})",
+        "yes" if r["learned"] else "no",
+    ]
+    headers = [
+        "metric",
+        "seeds",
+        "step 0 [95% CI]",
+        "final [95% CI]",
+        "gain [95% CI]",
+        "p",
+        "lowest vs step 0",
+        "learned",
+    ]
+    return [
+        ("h2", f"Did {s['baseline']} learn?"),
+        (
+            "p",
+            (
+                f"Rule: {r['rule']}. The gain is final minus step-0 accuracy per {s['baseline']} seed; 'lowest vs "
+                "step 0' is the minimum of the mean curve minus its step-0 value (the dip). Without a baseline that "
+                "learned, 'steps to reach its final accuracy' measures nothing, so verdicts and steps ratios are "
+                "withheld."
+            ),
+        ),
+        ("table", (headers, [row])),
+    ]
 
 
 def _runs_blocks(s: Mapping[str, Any]) -> list[Block]:
@@ -225,12 +263,43 @@ def _step_table(curves: Mapping[str, Any], arms: Sequence[str], metric: str) -> 
     return [("p", f"{metric} per eval step, mean [95% CI] over seeds:"), ("table", (["step", *arms], rows))]
 
 
+def _speed_blocks(s: Mapping[str, Any]) -> list[Block]:
+    t, metric = s["to_baseline_final"], s["metric"]
+    rows = []
+    for arm in s["arms"][1:]:
+        a, final = t["arms"][arm], s["paired"][arm][metric]["final"]
+        ratio = t["withheld"] or _ci(a["ratio"], digits=2)
+        rows.append(
+            [arm, ratio, str(a["ratio"]["n"]), f"{a['n_reached']} of {a['n_pairs']}", _ci(final, True), _p(final["p"])]
+        )
+    return [
+        ("h2", f"Steps to {s['baseline']}'s final level, and the equal-step difference"),
+        (
+            "p",
+            (
+                f"Per paired seed, the level is that {s['baseline']} seed's final {metric} ({t['smoothing']}); the "
+                f"ratio is the steps the arm's smoothed curve needs to stay at or above it divided by the steps "
+                f"{s['baseline']} needs (< 1: faster), mean [95% CI] over the seeds where both are defined. The "
+                "equal-step difference is arm minus baseline final accuracy after the same number of steps."
+            ),
+        ),
+        *([("note", (False, t["withheld"]))] if t["withheld"] else []),
+        (
+            "table",
+            (
+                ["arm", "steps ratio [95% CI]", "seeds with a ratio", "seeds reached", "Δ final [95% CI]", "p"],
+                rows,
+            ),
+        ),
+    ]
+
+
 def _target_blocks(s: Mapping[str, Any]) -> list[Block]:
-    t = s["steps_to_target"]
+    t, base = s["steps_to_target"], s["baseline"]
     rows = [
         [
             arm,
-            f"{a['n_reached']}/{a['n_reached'] + a['n_never']}",
+            f"{a['n_reached']} of {a['n_seeds']} seeds",
             _num(a["mean_steps"], 1),
             _num(a["median_steps"], 1),
             f"{_num(a['ratio_median_paired'], 2)} (n={a['n_pairs']})",
@@ -244,12 +313,15 @@ def _target_blocks(s: Mapping[str, Any]) -> list[Block]:
         (
             "p",
             (
-                f"Target: the baseline's final {t['metric']} level, {_num(t['target'])} (mean over baseline seeds of "
-                f"the last point of each smoothed curve). Smoothing: {t['smoothing']}. A run's steps-to-target is the "
+                f"Target: {base}'s final {t['metric']} level, {_num(t['target'])} (mean over {base} seeds of "
+                f"the last point of each smoothed curve), reached by {t['baseline_reached']} of "
+                f"{t['baseline_seeds']} {base} seeds. Smoothing: {t['smoothing']}. A run's steps-to-target is the "
                 "first eval step from which its smoothed curve stays at or above the target; the mean curve's is the "
-                "same for the mean over seeds. Ratios are arm steps / baseline steps (< 1: faster)."
+                "same for the mean over seeds. Ratios are arm steps / baseline steps (< 1: faster), reported only "
+                f"when {base} learned and most of its seeds reach the target."
             ),
         ),
+        *([("note", (False, t["withheld"]))] if t["withheld"] else []),
         (
             "table",
             (
@@ -304,143 +376,58 @@ def _gradient_blocks(s: Mapping[str, Any], plots: Mapping[str, str]) -> list[Blo
     ]
 
 
-# --------------------------------------------------------------------------------------------------- rendering
+# ----------------------------------------------------------------------------------------------------- writing
 
 
-def render_markdown(blocks: Sequence[Block]) -> str:
-    """Markdown with relative image links."""
-    out = []
-    for kind, content in blocks:
-        if kind in ("h1", "h2"):
-            out.append(f"{'#' * int(kind[1])} {content}")
-        elif kind == "p":
-            out.append(content)
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in content))
-        elif kind == "table":
-            headers, rows = content
-            cells = [headers, ["---"] * len(headers), *rows]
-            out.append("\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells))
-        elif kind == "img":
-            out.append(f"![{content[0]}]({content[1]})")
-    return "\n\n".join(out) + "\n"
+def write_report(out_dir: str | Path, summary: Mapping[str, Any]) -> Path:
+    """Write summary.json, report.md, report.html and plots/*.png into ``out_dir``; return report.html's path."""
+    from redit.experiments.plots import write_plots
 
-
-def render_html(blocks: Sequence[Block], root: Path) -> str:
-    """One HTML file with the PNGs embedded as base64 data URIs."""
-    esc, body = html.escape, []
-    for kind, content in blocks:
-        if kind in ("h1", "h2", "p"):
-            body.append(f"<{kind}>{esc(content)}</{kind}>")
-        elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in content) + "</ul>")
-        elif kind == "table":
-            headers, rows = content
-            head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-            body.append(
-                f"<table><tr>{head}</tr>"
-                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-                + "</table>"
-            )
-        elif kind == "img":
-            data = base64.b64encode((root / content[1]).read_bytes()).decode("ascii")
-            body.append(
-                f'<figure><img alt="{esc(content[0])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(content[0])}</figcaption></figure>"
-            )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-    )
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>ReDit comparison</title>'
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
-def plot_curves(curves: Mapping[str, Mapping[str, list]], ylabel: str, path: Path, log: bool = False) -> bool:
-    """Mean line and CI band per arm; False (and no file) when no arm has data."""
-    if not any(c["step"] for c in curves.values()):
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for arm, c in curves.items():
-        if not c["step"]:
-            continue
-        nan = float("nan")
-        (line,) = ax.plot(c["step"], [nan if v is None else v for v in c["mean"]], label=arm)
-        lo = [nan if v is None else v for v in c["lo"]]
-        hi = [nan if v is None else v for v in c["hi"]]
-        ax.fill_between(c["step"], lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="step", ylabel=ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_file(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return True
-
-
-def _write_plots(out_dir: Path, summary: Mapping[str, Any]) -> dict[str, str]:
-    """PNG per curve under ``plots/``; returns key → path relative to ``out_dir`` for the plots written."""
-    labels = {m: f"held-out {m} (mean, 95% CI)" for m in summary["metrics"]}
-    labels |= {
-        "reward_clean": "clean training reward",
-        "grad_norm": "grad norm (before clipping)",
-        "frac_zero_std_clean": "fraction of zero-std groups",
-    }
-    (out_dir / PLOT_DIR).mkdir(parents=True, exist_ok=True)
-    written = {}
-    for key, ylabel in labels.items():
-        rel = f"{PLOT_DIR}/{key}.png"
-        if plot_curves(summary["curves"][key], ylabel, out_dir / rel, log=key == "grad_norm"):
-            written[key] = rel
-    return written
-
-
-def write_report(out_dir: str | Path, summary: Mapping[str, Any], runs: Runs | None = None) -> Path:
-    """Write summary.json, report.md, report.html and plots/*.png into ``out_dir``; return report.html's path.
-
-    ``runs`` is accepted for the runner's convenience; everything reported is already in ``summary``.
-    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    blocks = _blocks(summary, _write_plots(out_dir, summary))
+    blocks = _blocks(summary, write_plots(out_dir, summary))
     write_atomic(out_dir / "report.md", render_markdown(blocks))
     path = out_dir / "report.html"
-    write_atomic(path, render_html(blocks, out_dir))
+    write_atomic(path, render_html(blocks, out_dir, f"ReDit comparison: {out_dir.name}"))
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Re-analyse ``OUT_DIR/runs`` and rewrite its report with the settings of an existing summary.json."""
-    parser = argparse.ArgumentParser(prog="python -m redit.experiments.report", description=main.__doc__)
-    parser.add_argument("out_dir", type=Path)
+def report_dir(
+    out_dir: str | Path, baseline: str | None = None, metric: str | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Analyse ``out_dir/runs`` and write its report; the baseline, metric and settings of an existing summary.json
+    are kept unless given. Returns the summary and report.html's path."""
+    from redit.experiments.analysis import analyze, load_runs
+    from redit.experiments.stats import Settings
+
+    previous = Path(out_dir) / "summary.json"
+    old = json.loads(previous.read_text()) if previous.exists() else {}
+    names = set(Settings.__dataclass_fields__) - {"baseline", "metric"}
+    summary = analyze(
+        load_runs(out_dir),
+        baseline=baseline or old.get("baseline", "vanilla"),
+        metric=metric or old.get("metric", "accuracy_greedy"),
+        **{k: v for k, v in old.get("settings", {}).items() if k in names},
+    )
+    return summary, write_report(out_dir, summary)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="regenerate the report of a redit compare output directory",
+        description="Re-analyse RUN_DIR/runs and rewrite summary.json, report.md, report.html and plots/, with the "
+        "baseline, metric and settings of the existing summary.json unless given.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a redit compare output directory")
     parser.add_argument("--baseline", help="baseline arm (default: summary.json's, else 'vanilla')")
     parser.add_argument("--metric", help="primary accuracy metric (default: summary.json's, else accuracy_greedy)")
-    args = parser.parse_args(argv)
-    previous = args.out_dir / "summary.json"
-    old = json.loads(previous.read_text()) if previous.exists() else {}
-    settings = {k: v for k, v in old.get("settings", {}).items() if k in SETTING_NAMES - {"baseline", "metric"}}
-    try:
-        summary = analyze(
-            load_runs(args.out_dir),
-            baseline=args.baseline or old.get("baseline", "vanilla"),
-            metric=args.metric or old.get("metric", "accuracy_greedy"),
-            **settings,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    path = write_report(args.out_dir, summary)
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    summary, path = report_dir(args.run_dir, args.baseline, args.metric)
     print(headline_table(summary))
-    print(f"\nreport: {path}")
+    print(f"report: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

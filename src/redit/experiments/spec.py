@@ -87,6 +87,7 @@ def parse_spec(
     seeds: int | None = None,
     max_steps: int | None = None,
     workers: int | None = None,
+    baseline: str | None = None,
 ) -> ExperimentSpec:
     """Validate a spec mapping (flags override it) and every run config in it, before anything runs."""
     unknown = set(raw) - set(SPEC_KEYS)
@@ -95,20 +96,18 @@ def parse_spec(
     arms = raw.get("arms") or {}
     if not isinstance(arms, dict) or not arms:
         raise ValueError("spec.arms: give at least one named arm, e.g. arms: {vanilla: {dither: off}}")
-    baseline = raw.get("baseline", "vanilla")
-    if baseline not in arms:
-        raise ValueError(f"spec.baseline '{baseline}' is not an arm; arms: {list(arms)}")
     base = copy.deepcopy(raw.get("base") or {})
     if max_steps is not None:
         base.setdefault("training", {})["max_steps"] = max_steps
     spec = ExperimentSpec(
         output_dir=Path(output_dir or raw.get("output_dir") or "runs/compare"),
-        baseline=baseline,
+        baseline=baseline or raw.get("baseline", "vanilla"),
         seeds=_seeds(raw.get("seeds", 3) if seeds is None else seeds),
         workers=_workers(raw.get("workers", "auto") if workers is None else workers),
         base=base,
         arms={str(name): dict(arm or {}) for name, arm in arms.items()},
     )
+    check_comparable(spec)
     from redit.train import build_rewards
 
     for request in spec.requests()[: len(spec.arms)]:
@@ -117,6 +116,27 @@ def parse_spec(
         except (ValueError, TypeError) as error:
             raise ValueError(f"arm '{request.arm}': {error}") from error
     return spec
+
+
+def check_comparable(spec: ExperimentSpec) -> None:
+    """The baseline is an arm, and every arm (after its overrides and the flags) evaluates at its last step."""
+    if spec.baseline not in spec.arms:
+        raise ValueError(f"baseline: {spec.baseline!r} is not an arm; arms are {list(spec.arms)}")
+    for arm, override in spec.arms.items():
+        raw = deep_merge(spec.base, override)
+        every, max_steps = (raw.get("eval") or {}).get("every", 0), (raw.get("training") or {}).get("max_steps")
+        every_key = ("arms." + arm if "eval" in override else "base") + ".eval.every"
+        steps_key = ("arms." + arm if "training" in override else "base") + ".training.max_steps"
+        if not isinstance(every, int) or every <= 0:
+            raise ValueError(
+                f"{every_key}={every!r} (arm {arm!r}): redit compare compares held-out accuracy; "
+                "set eval.every to a positive divisor of training.max_steps"
+            )
+        if isinstance(max_steps, int) and max_steps % every:
+            raise ValueError(
+                f"{every_key}={every} does not divide {steps_key}={max_steps} (arm {arm!r}): the last step would "
+                "have no eval; choose an eval.every that divides it (--max-steps and --set change these too)"
+            )
 
 
 def load_spec(
