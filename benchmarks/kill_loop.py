@@ -54,6 +54,14 @@ def start(out: Path, log: Path) -> subprocess.Popen:
         return subprocess.Popen(command(out), stdout=handle, stderr=subprocess.STDOUT)
 
 
+def fresh(path: Path, since: float) -> bool:
+    """``path`` was written by the current attempt (a killed attempt leaves ``checkpoint.partial/`` and rows behind)."""
+    try:
+        return path.stat().st_mtime >= since
+    except FileNotFoundError:
+        return False
+
+
 def kill_once(out: Path, log: Path, rng: random.Random, kind: str, horizon: float) -> dict[str, Any]:
     """Start (or resume) the run and SIGKILL it at a random moment of ``kind``; what was on disk when it died.
 
@@ -61,19 +69,19 @@ def kill_once(out: Path, log: Path, rng: random.Random, kind: str, horizon: floa
     ``step``: within a step, 1-3 steps after the resumed one; ``save``: while a checkpoint is being written.
     """
     run = RunDir(out)
-    process, began = start(out, log), time.monotonic()
-    rows = len(read_jsonl(run.metrics)) if run.config.exists() and run.latest_checkpoint() else 0
+    checkpoint = run.latest_checkpoint()
+    target = (int(checkpoint.name.split("-")[1]) if checkpoint else 0) + rng.randint(1, 3)
+    since, process, began = time.time(), start(out, log), time.monotonic()
     deadline = began + (rng.uniform(0.0, horizon / 2) if kind == "time" else 3 * horizon)
-    target = rows + rng.randint(1, 3)
     while time.monotonic() < deadline and process.poll() is None:
-        if kind == "save" and (out / STAGING).exists():
+        if kind == "save" and fresh(out / STAGING, since):
             time.sleep(rng.uniform(0.0, 0.05))
             break
-        if kind == "step" and len(read_jsonl(run.metrics)) >= target:
+        if kind == "step" and fresh(run.metrics, since) and max_step(run.metrics) >= target:
             time.sleep(rng.uniform(0.0, 0.3))
             break
         time.sleep(0.005)
-    saving = (out / STAGING).exists()
+    saving = fresh(out / STAGING, since)
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
     process.wait()
@@ -84,8 +92,12 @@ def kill_once(out: Path, log: Path, rng: random.Random, kind: str, horizon: floa
         "killed": process.returncode == -signal.SIGKILL,
         "while_saving": saving,
         "checkpoint": checkpoint.name if checkpoint else None,
-        "metrics_rows": len(read_jsonl(run.metrics)),
+        "last_row": max_step(run.metrics),
     }
+
+
+def max_step(path: Path) -> int:
+    return max((r["step"] for r in read_jsonl(path)), default=0)
 
 
 def differences(reference: list[dict[str, Any]], resumed: list[dict[str, Any]], exact: bool) -> list[str]:

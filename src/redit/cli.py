@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"redit {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2 if error.errno is None else 1
     except KeyboardInterrupt:
-        print(f"redit {args.command}: interrupted; rerun to continue (redit train: with --resume)", file=sys.stderr)
+        resume = {"train": "; continue with --resume", "compare": "; rerun the same command to resume"}
+        print(f"redit {args.command}: interrupted{resume.get(args.command, '')}", file=sys.stderr)
         return 130
 
 
