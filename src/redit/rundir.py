@@ -178,7 +178,7 @@ class CrashSafeCheckpoints:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
             if self.args.should_save:  # type: ignore[attr-defined]
                 fsync_tree(staging)
-                shutil.rmtree(run.checkpoint(step), ignore_errors=True)  # only after a resume from an earlier one
+                shutil.rmtree(run.checkpoint(step), ignore_errors=True)  # an incomplete one an older redit wrote
                 os.replace(staging / run.checkpoint(step).name, run.checkpoint(step))
                 fsync_dir(run.path)
         except Exception as error:
