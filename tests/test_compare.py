@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redit.cli import main
 from redit.experiments.runner import run_matrix
@@ -56,19 +57,57 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "message"),
     [
-        ({"baseline": "nope"}, r"baseline: 'nope' is not an arm; arms are \['vanilla', 'redit'\]"),
-        ({"arms": {}}, "spec.arms"),
-        ({"seeds": 0}, "spec.seeds"),
-        ({"colour": 1}, "spec: unknown key"),
-        ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, "dither.sigma"),
-        ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, "unknown reward"),
+        ({"baseline": "nope"}, r"^spec.baseline: 'nope' is not an arm; arms are \['vanilla', 'redit'\]$"),
+        ({"arms": {}}, r"^spec.arms: expected at least 1 item"),
+        ({"arms": {"vanilla": 5, "redit": {}}}, r"^spec.arms.vanilla: expected a mapping, got 5$"),
+        ({"seeds": 0}, r"^spec.seeds: a positive count or a list of distinct integers, got 0$"),
+        ({"seeds": [1, 1]}, r"^spec.seeds: expected distinct integers, got \[1, 1\]$"),
+        ({"workers": 0}, r"^spec.workers: expected a value > 0, got 0$"),
+        ({"output_dir": ["a"]}, r"^spec.output_dir: expected a path, got \['a'\]$"),
+        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, base$"),
+        ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, r"^arm 'vanilla': dither.sigma must be a finite number"),
+        ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, r"^arm 'vanilla': rewards\[0\].name: unknown reward"),
     ],
 )
-def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, field: str) -> None:
-    with pytest.raises(ValueError, match=field):
+def test_bad_specs_fail_before_running(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_spec(tiny_spec(tmp_path) | change)
+
+
+def test_every_arm_is_fully_validated_at_once(tmp_path: Path) -> None:
+    """Problems TRL would find only when an arm starts (after other arms trained) are all reported up front."""
+    arms = {
+        "vanilla": {"dither": "off"},
+        "batch": {"training": {"per_device_train_batch_size": 12}},
+        "int8": {"model": {"dtype": "int8"}},
+        "fast": {"training": {"learning_rate": "fast"}},
+        "k0": {"eval": {"k": 0}},
+    }
+    with pytest.raises(ValueError) as error:
+        parse_spec(tiny_spec(tmp_path, arms))
+    assert str(error.value).splitlines() == [
+        "4 problems in the config:",
+        "  arm 'batch': training: generation_batch_size (12) must be divisible by num_generations (8).",
+        "  arm 'int8': model.dtype: expected 'auto', 'float32', 'bfloat16' or 'float16', got 'int8'",
+        "  arm 'fast': training.learning_rate: expected a number, got 'fast'",
+        "  arm 'k0': eval.k: expected a value > 0, got 0",
+    ]
+    base_problem = tiny_spec(tmp_path)
+    base_problem["base"]["training"]["num_generations"] = "8"
+    with pytest.raises(ValueError, match=r"^every arm: training.num_generations: expected an integer, got '8'$"):
+        parse_spec(base_problem)
+
+
+def test_a_spec_with_one_bad_arm_creates_no_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "exp"
+    arms = {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}, "training": {"learning_rate": "fast"}}}
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
+    assert main(["compare", str(spec_file)]) == 2
+    assert "redit compare: error: arm 'redit': training.learning_rate: expected a number" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -112,7 +151,7 @@ def test_compare_cli_rejects_a_bad_baseline_before_running(tmp_path: Path, capsy
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
     assert main(["compare", str(spec_file), "--baseline", "grpo"]) == 2
-    assert "error: baseline: 'grpo' is not an arm; arms are ['redit', 'vanilla']" in capsys.readouterr().err
+    assert "error: spec.baseline: 'grpo' is not an arm; arms are ['redit', 'vanilla']" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -138,8 +177,6 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
         "broken": {"model": {"name_or_path": str(tmp_path / "no-such-model"), "warm_start": None}},
     }
     spec_file = tmp_path / "spec.yaml"
-    import yaml
-
     spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
     assert main(["compare", str(spec_file)]) == 1  # the broken arm fails, the others complete
 

@@ -13,7 +13,7 @@ from redit.cli import main
 from redit.config import apply_overrides, load_config, parse_config
 from redit.dither import DitherConfig
 from redit.presets import TINY_TRAIN
-from redit.train import grpo_args, resolved_config, train
+from redit.train import grpo_args, resolved_config
 
 
 def config(*overrides: str, output_dir: str = "unused") -> Any:
@@ -70,20 +70,35 @@ def test_dither_max_steps_follows_training_unless_given() -> None:
         (["--dither=on"], r"dither: expected 'off' or a mapping"),
         (["--training.max_steps=null", "--dither.schedule=linear"], r"dither.schedule 'linear' needs the run length"),
         (["--training.max_steps=null", "--dither.schedule=reverse_sqrt"], r"dither.schedule 'reverse_sqrt' needs"),
-        (["--training.max_steps=0"], r"training.max_steps must be a positive integer"),
+        (["--training.max_steps=0"], r"^training.max_steps: expected a value > 0, got 0$"),
         (["--dither.max_steps=-5", "--dither.schedule=linear"], r"dither.max_steps must be a positive integer"),
-        (["--training.lr=0.1"], r"training: unknown GRPOConfig field\(s\) \['lr'\]"),
+        (["--training.lr=0.1"], r"training.lr: unknown key \(not a trl.GRPOConfig field\)"),
         (["--training.output_dir=x"], r"training.output_dir: set the top-level output_dir"),
-        (["--model.size=3"], r"model: unknown key\(s\) \['size'\]"),
-        (["--data.taks=gsm8k"], r"data: unknown key\(s\) \['taks'\]"),
-        (["--eval.evry=2"], r"eval: unknown key\(s\) \['evry'\]"),
-        (["--optim.lr=1"], r"config: unknown section\(s\) \['optim'\]"),
-        (["--rewards=[{name: exact_answer, wieght: 2}]"], r"rewards\[0\]: unknown key\(s\) \['wieght'\]"),
-        (["--rewards=[{name: exact_answer, max_reward: 0}]"], r"rewards\[0\].max_reward must be > 0"),
-        (["--rewards=[]"], r"rewards: list at least one reward"),
-        (["--output_dir="], r"output_dir: set where the run is written"),
+        (["--model.size=3"], r"model.size: unknown key; known: name_or_path, tiny, dtype, lora, warm_start"),
+        (["--data.taks=gsm8k"], r"data.taks: unknown key \(did you mean 'task'\?\)"),
+        (["--eval.evry=2"], r"eval.evry: unknown key \(did you mean 'every'\?\)"),
+        (["--optim.lr=1"], r"optim: unknown key; known: output_dir, model, data, rewards, training, dither, eval"),
+        (["--rewards=[{name: exact_answer, wieght: 2}]"], r"rewards\[0\].wieght: unknown key \(did you mean 'weight'"),
+        (
+            ["--rewards=[{name: exact_answer, max_reward: 0}]"],
+            r"rewards\[0\].max_reward: expected a value > 0(.0)?, got 0",
+        ),
+        (["--rewards=[]"], r"rewards: expected at least 1 item"),
+        (["--rewards=null"], r"rewards: required: list at least one reward"),
+        (["--output_dir="], r"output_dir: required: where the run is written, e.g. --output_dir runs/my-run"),
         (["--dither.sigma.x=1"], r"override '--dither.sigma.x=1': 'sigma' is not a section"),
         (["--dither.sigma"], r"override '--dither.sigma' must look like --section.key=value"),
+        (["--dither.schedule_params=5"], r"dither.schedule_params must be a mapping, got 5"),
+        (["--data.task=chess"], r"data.task: unknown task 'chess'"),
+        (["--data.prompt_style=poem"], r"data.prompt_style: unknown prompt style 'poem'"),
+        (["--data.task=gsm8k"], r"data.params: task 'gsm8k' takes no params, got \['digits', 'operators'\]"),
+        (["--model.warm_start.steps=0"], r"model.warm_start.steps: expected a value > 0, got 0"),
+        (["--model.lora.lora_dropout=1.5"], r"model.lora.lora_dropout: expected a value < 1(.0)?, got 1.5"),
+        (["--model.name_or_path=x"], r"model.warm_start applies to tiny models only"),
+        (
+            ["--dither.mode=std_floor"],
+            r"dither.mode=std_floor normalises groups itself: set training.scale_rewards=none",
+        ),
     ],
 )
 def test_bad_input_names_the_field(overrides: list[str], message: str) -> None:
@@ -126,37 +141,34 @@ def test_resolved_config_writes_out_trl_defaults(tmp_path: Path) -> None:
 
 def test_reward_weights_conflict_is_refused() -> None:
     with pytest.raises(ValueError, match="training.reward_weights conflicts with rewards\\[\\].weight"):
-        grpo_args(config("--training.reward_weights=[2.0]"))
-
-
-# --- the output directory -------------------------------------------------------------------------------------
+        config("--training.reward_weights=[2.0]")
 
 
 def unbounded(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
     return [0.0] * len(completions)
 
 
-def test_ratio_without_r_max_fails_before_training(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    run = config(f"--rewards=[{__name__}:unbounded]", "--dither.sigma=null", "--dither.ratio=0.05", output_dir=str(out))
+def test_ratio_without_r_max_fails_before_training() -> None:
     with pytest.raises(ValueError, match=r"dither.ratio .*\['unbounded'\] declare none"):
-        train(run)
-    assert not (out / "config.yaml").exists() and not (out / "metrics.jsonl").exists()
+        config(f"--rewards=[{__name__}:unbounded]", "--dither.sigma=null", "--dither.ratio=0.05")
     # declaring R_max in the config is enough
     with_max = config(
         f"--rewards=[{{name: '{__name__}:unbounded', max_reward: 2}}]", "--dither.sigma=null", "--dither.ratio=0.05"
     )
-    from redit.integrations.trl import ReditRewards
-    from redit.train import resolve_reward
+    from redit.config import build_rewards
 
-    assert ReditRewards([resolve_reward(with_max.rewards[0])], with_max.dither).max_rewards == [2.0]
+    assert build_rewards(with_max).max_rewards == [2.0]
 
 
-def test_unknown_reward_fails_before_training(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown reward 'exact'"):
-        train(config("--rewards=[exact]", output_dir=str(tmp_path / "run")))
-    with pytest.raises(ValueError, match="rewards: cannot import 'no.such.module:fn'"):
-        train(config("--rewards=['no.such.module:fn']", output_dir=str(tmp_path / "run")))
+def test_unknown_or_uncallable_reward_fails_before_training() -> None:
+    with pytest.raises(ValueError, match=r"^rewards\[0\].name: unknown reward 'exact'"):
+        config("--rewards=[exact]")
+    with pytest.raises(ValueError, match=r"^rewards\[1\].name: cannot import 'no.such.module:fn'"):
+        config("--rewards=[exact_answer, 'no.such.module:fn']")
+    with pytest.raises(ValueError, match=r"^rewards\[0\].name: 'redit.presets:TINY_TRAIN' is not callable \(a dict\)"):
+        config("--rewards=[redit.presets:TINY_TRAIN]")
+    with pytest.raises(ValueError, match=r"^eval.reward: unknown reward 'exact'"):
+        config("--eval.reward=exact")
 
 
 def test_cli_reports_bad_input_without_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,6 +184,6 @@ def test_cli_reports_bad_input_without_training(tmp_path: Path, capsys: pytest.C
 def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path: Path) -> None:
     """Plain YAML 1.1 reads ``5e-6`` as a string, which TRL would only reject at its first optimizer step."""
     path = tmp_path / "run.yaml"
-    path.write_text("output_dir: out\nrewards: [exact_answer]\ntraining: {learning_rate: 5e-6}\n")
+    path.write_text("output_dir: out\nrewards: [exact_answer]\ntraining: {max_steps: 5, learning_rate: 5e-6}\n")
     assert load_config(path, []).training["learning_rate"] == 5e-6
     assert load_config(path, ["--training.learning_rate=2E-5"]).training["learning_rate"] == 2e-5

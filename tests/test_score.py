@@ -103,3 +103,49 @@ def test_cli_reports_bad_input_as_an_error(tmp_path: Path, capsys):
 
     assert main(["score", "--task", "math", "--input", str(tmp_path / "none.jsonl")]) == 2
     assert "redit score: error: input file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--workers", "-3", "argument --workers: expected an integer >= 1, got '-3'"),
+        ("--workers", "0", "argument --workers: expected an integer >= 1, got '0'"),
+        ("--workers", "two", "argument --workers: expected an integer >= 1, got 'two'"),
+        ("--timeout", "nan", "argument --timeout: expected a finite number of seconds > 0, got 'nan'"),
+        ("--timeout", "inf", "argument --timeout: expected a finite number of seconds > 0, got 'inf'"),
+        ("--timeout", "0", "argument --timeout: expected a finite number of seconds > 0, got '0'"),
+        ("--timeout", "soon", "argument --timeout: expected a number of seconds, got 'soon'"),
+    ],
+)
+def test_bad_options_are_refused_before_scoring(option: str, value: str, message: str, capsys) -> None:
+    from redit.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "--task", "math", "--input", str(DATA / "math_sample.jsonl"), option, value])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_numeric_gold_answers_count_as_their_text(tmp_path: Path, capsys) -> None:
+    rows = [
+        {"completion": "so \\boxed{5}", "answer": 5},
+        {"completion": "so \\boxed{0.5}", "answer": 0.5},
+        {"completion": "so \\boxed{4}", "answer": 5},
+    ]
+    assert run("--task", "math", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows))) == 0
+    scored = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["rewards"]["math_correctness"] for r in scored] == [2.0, 2.0, 0.0]
+    assert scored[0]["answer"] == 5  # the row is written back as given
+    gsm8k = [{"completion": "<answer>\n18\n</answer>", "answer": 18}]
+    assert run("--task", "gsm8k", "--input", str(write_jsonl(tmp_path / "g.jsonl", gsm8k))) == 0
+    assert json.loads(capsys.readouterr().out)["rewards"]["gsm8k_correctness"] == 2.0
+
+
+def test_non_text_completion_and_bad_bytes_name_the_line(tmp_path: Path) -> None:
+    rows = [{"completion": "\\boxed{1}", "answer": "1"}, {"completion": {"text": "\\boxed{1}"}, "answer": "1"}]
+    with pytest.raises(ValueError, match=r"d.jsonl:2: 'completion' must be text or a list of chat messages, got dict"):
+        run("--task", "math", "--input", str(write_jsonl(tmp_path / "d.jsonl", rows)))
+    bad_bytes = tmp_path / "e.jsonl"
+    bad_bytes.write_bytes(b'{"completion": "\\\\boxed{1}", "answer": "1"}\n{"completion": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(ValueError, match=r"e.jsonl:2: not valid UTF-8 \(byte 20 of the line\)"):
+        run("--task", "math", "--input", str(bad_bytes))

@@ -1,25 +1,50 @@
-"""Run configuration: one YAML with sections ``model``, ``data``, ``rewards``, ``training``, ``dither``, ``eval``.
+"""Run configuration: one YAML with sections ``output_dir``, ``model``, ``data``, ``rewards``, ``training``,
+``dither``, ``eval``; ``--section.key=value`` (or ``--section.key value``) overrides, parsed as YAML, on top.
 
-Everything is validated here, before any model is loaded; errors name the offending ``section.key``.
-``--section.key=value`` overrides (values parsed as YAML) are applied on top of the file.
+``parse_config`` validates everything before anything is written: the sections (``redit.config_schema``), the
+task's ``data.params``, every ``training`` key against TRL's ``GRPOConfig`` field types, then builds the full
+``GRPOConfig`` and the wrapped rewards. All problems are reported at once, one line per dotted field.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import re
-from dataclasses import dataclass, field
+import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from redit.config_schema import (
+    STRICT,
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    RewardSpec,
+    did_you_mean,
+    error_lines,
+)
 from redit.dither import DitherConfig
 
-SECTIONS = ("output_dir", "model", "data", "rewards", "training", "dither", "eval")
 # TRL defaults that changed since the paper's TRL 0.15.2 and change what the noise does: always written out.
 NOISE_RELEVANT_TRAINING_KEYS = ("scale_rewards", "loss_type", "beta", "num_generations", "max_grad_norm")
+CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
 
 
 class _Loader(yaml.SafeLoader):
@@ -33,104 +58,41 @@ _Loader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str) -> Any:
-    """Parse YAML safely, reading exponent floats such as ``5e-6`` as numbers."""
-    return yaml.load(text, Loader=_Loader)
-
-
-@dataclass
-class ModelConfig:
-    """``name_or_path``: a local folder or hub id; else ``tiny`` builds an offline tiny Qwen2 (see ``redit.tiny``)."""
-
-    name_or_path: str | None = None
-    tiny: dict[str, Any] = field(default_factory=dict)
-    dtype: str = "auto"
-    lora: dict[str, Any] | None = None
-    warm_start: dict[str, Any] | None = None
-
-
-@dataclass
-class DataConfig:
-    task: str = "arithmetic"
-    path: str | None = None
-    split: str = "train"
-    limit: int | None = None
-    eval_split: str = "test"
-    conversational: bool = False
-    prompt_style: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def load(self, split: str, limit: int | None = None) -> Any:
-        """The task's ``split`` as a dataset with ``prompt`` and ``answer`` columns."""
-        from redit.tasks import load_task
-
-        return load_task(
-            self.task,
-            self.path,
-            split=split,
-            limit=limit,
-            prompt_style=self.prompt_style,
-            conversational=self.conversational,
-            **self.params,
-        )
-
-
-@dataclass
-class RewardSpec:
-    """A reward by registry name or ``module:function``, with its weight and (optionally) its maximum R_max."""
-
-    name: str
-    weight: float = 1.0
-    max_reward: float | None = None
-
-
-@dataclass
-class EvalConfig:
-    """Held-out accuracy every ``every`` steps (0: never) on ``limit`` problems, greedy and sampled pass@1 over k."""
-
-    every: int = 0
-    limit: int = 200
-    k: int = 4
-    reward: str | None = None
-    max_new_tokens: int | None = None
-    batch_size: int = 64
-
-
-@dataclass
-class RunConfig:
-    output_dir: str
-    model: ModelConfig
-    data: DataConfig
-    rewards: list[RewardSpec]
-    training: dict[str, Any]
-    dither: DitherConfig | None
-    eval: EvalConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (YAML-ready) of the configuration."""
-        out = dataclasses.asdict(self)
-        if self.dither is not None and callable(self.dither.distribution):
-            out["dither"]["distribution"] = getattr(self.dither.distribution, "__name__", "callable")
-        return out
+def parse_yaml(text: str, source: str = "<string>", lines: bool = True) -> Any:
+    """Parse YAML safely (exponent floats such as ``5e-6`` are numbers); errors name ``source`` and the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark and lines else source
+        problem = error.problem or error.context or "syntax error"
+        hint = " (indent YAML with spaces, not tabs)" if "\\t" in problem or "tab" in problem else ""
+        raise ValueError(f"{where}: invalid YAML: {problem}{hint}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{source}: invalid YAML: {error}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    data = parse_yaml(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config must be a mapping of sections {SECTIONS}")
+        raise ValueError(f"{path}: the config must be a mapping of sections {tuple(RunConfig.model_fields)}")
     return data
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--section.key=value`` (or ``section.key=value``) overrides; values are parsed as YAML."""
+    """Apply ``--section.key=value`` / ``--section.key value`` (or ``section.key=value``) overrides, parsed as YAML."""
     raw = copy.deepcopy(raw)
-    for item in overrides:
+    for item in _joined(overrides):
         text = item.removeprefix("--")
         if "=" not in text:
-            raise ValueError(f"override '{item}' must look like --section.key=value")
+            raise ValueError(f"override '{item}' must look like --section.key=value or --section.key VALUE")
         dotted, value = text.split("=", 1)
         *parents, leaf = dotted.split(".")
         node = raw
@@ -141,89 +103,200 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ValueError(f"override '{item}': '{part}' is not a section")
             node = child
-        node[leaf] = parse_yaml(value)
+        node[leaf] = parse_yaml(value, f"override '{item}'", lines=False)
     return raw
 
 
-def _section(cls: type, values: Any, name: str) -> Any:
-    values = values or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{name}: expected a mapping, got {values!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; known keys: {sorted(known)}")
-    return cls(**values)
+def _joined(items: list[str]) -> list[str]:
+    """``["--a.b", "1"]`` -> ``["--a.b=1"]``: a key without ``=`` takes the next word as its value."""
+    out: list[str] = []
+    for item in items:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and not item.startswith("--"):
+            out[-1] = f"{out[-1]}={item}"
+        else:
+            out.append(item)
+    return out
 
 
-def _rewards(values: Any) -> list[RewardSpec]:
-    if values is None:
-        return []
-    if not isinstance(values, list):
-        raise ValueError("rewards: expected a list of reward names or {name, weight, max_reward} mappings")
-    specs = [
-        _section(RewardSpec, {"name": v} if isinstance(v, str) else v, f"rewards[{i}]") for i, v in enumerate(values)
-    ]
-    for i, spec in enumerate(specs):
-        if spec.max_reward is not None and spec.max_reward <= 0:
-            raise ValueError(f"rewards[{i}].max_reward must be > 0, got {spec.max_reward}")
-    return specs
+class RunConfig(BaseModel):
+    """A validated run: the sections, ``training`` as given (``GRPOConfig`` keyword arguments), the noise."""
 
+    model_config = STRICT
 
-def _dither(values: Any, max_steps: int | None) -> DitherConfig | None:
-    if values in (None, False, "off", "none"):
-        return None
-    if not isinstance(values, dict):
-        raise ValueError(f"dither: expected 'off' or a mapping, got {values!r}")
-    values = dict(values)
-    values.setdefault("max_steps", max_steps)
-    return DitherConfig.from_dict(values)
+    output_dir: typing.Annotated[str, Field(min_length=1)]
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    rewards: typing.Annotated[list[RewardSpec], Field(min_length=1)]
+    training: dict[str, Any] = {}
+    dither: InstanceOf[DitherConfig] | None = None
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dither_run_length(cls, raw: Any) -> Any:
+        """``dither.max_steps`` follows ``training.max_steps`` unless given."""
+        dither, training = (raw.get("dither"), raw.get("training")) if isinstance(raw, dict) else (None, None)
+        steps = training.get("max_steps") if isinstance(training, dict) else None
+        if isinstance(dither, dict) and isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+            raw = raw | {"dither": {"max_steps": steps} | dither}
+        return raw
+
+    @field_validator("rewards", mode="before")
+    @classmethod
+    def _reward_names(cls, rewards: Any) -> Any:
+        return [{"name": r} if isinstance(r, str) else r for r in rewards] if isinstance(rewards, list) else rewards
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_given(cls, training: Any) -> Any:
+        return {} if training is None else training
+
+    @field_validator("dither", mode="before")
+    @classmethod
+    def _dither(cls, values: Any) -> DitherConfig | None:
+        if values in (None, False, "off", "none"):
+            return None
+        if not isinstance(values, dict):
+            raise ValueError(f"expected 'off' or a mapping, got {values!r}")
+        try:
+            return DitherConfig.from_dict(values)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (YAML-ready) of the configuration."""
+        out = self.model_dump()
+        if self.dither is not None:
+            out["dither"] = dataclasses.asdict(self.dither)
+            if callable(self.dither.distribution):
+                out["dither"]["distribution"] = getattr(self.dither.distribution, "__name__", "callable")
+        return out
 
 
 def parse_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw config mapping (file + overrides) into a ``RunConfig``."""
-    unknown = set(raw) - set(SECTIONS)
-    if unknown:
-        raise ValueError(f"config: unknown section(s) {sorted(unknown)}; sections are {list(SECTIONS)}")
-    if not raw.get("output_dir"):
-        raise ValueError("output_dir: set where the run is written (e.g. --output_dir=runs/my-run)")
-    training = dict(raw.get("training") or {})
-    validate_training(training)
-    config = RunConfig(
-        output_dir=str(raw["output_dir"]),
-        model=_section(ModelConfig, raw.get("model"), "model"),
-        data=_section(DataConfig, raw.get("data"), "data"),
-        rewards=_rewards(raw.get("rewards")),
-        training=training,
-        dither=_dither(raw.get("dither"), training.get("max_steps")),
-        eval=_section(EvalConfig, raw.get("eval"), "eval"),
-    )
-    if not config.rewards:
-        raise ValueError("rewards: list at least one reward (e.g. rewards: [exact_answer])")
-    dither = config.dither
-    if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
-        raise ValueError(
-            f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none (or leave it out)"
-        )
+    """Validate a raw config mapping (file + overrides) into a ``RunConfig``; raise ``ConfigError`` listing all."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"config: expected a mapping of sections {tuple(RunConfig.model_fields)}, got {raw!r}"])
+    errors: list[str] = []
+    config = None
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        errors += error_lines(error, RunConfig)
+    errors += _training_errors(raw.get("training")) + _params_errors(raw.get("data"))
+    if config is not None and not errors:
+        errors += _run_errors(config)
+    if errors:
+        raise ConfigError(errors)
     return config
-
-
-def validate_training(training: dict[str, Any]) -> None:
-    """Check ``training`` keys against TRL's ``GRPOConfig`` fields."""
-    from trl import GRPOConfig
-
-    known = {f.name for f in dataclasses.fields(GRPOConfig)}
-    unknown = set(training) - known
-    if unknown:
-        raise ValueError(f"training: unknown GRPOConfig field(s) {sorted(unknown)} (see trl.GRPOConfig)")
-    if "output_dir" in training:
-        raise ValueError("training.output_dir: set the top-level output_dir instead")
-    max_steps = training.get("max_steps")
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps <= 0):
-        raise ValueError(f"training.max_steps must be a positive integer, got {max_steps!r}")
 
 
 def load_config(path: str | Path | None, overrides: list[str], default: dict[str, Any] | None = None) -> RunConfig:
     """Read ``path`` (or ``default``), apply overrides, validate."""
     raw = load_yaml(path) if path is not None else copy.deepcopy(default or {})
     return parse_config(apply_overrides(raw, overrides))
+
+
+# --- the parts pydantic cannot see statically: TRL's fields, the task's params, the built objects ---------------
+
+
+@functools.cache
+def _training_fields() -> dict[str, TypeAdapter]:
+    """A strict validator per ``GRPOConfig`` field (``max_steps`` required > 0: TRL's default is 3 epochs)."""
+    from trl import GRPOConfig
+
+    hints = typing.get_type_hints(GRPOConfig)
+    strict = ConfigDict(strict=True)
+    fields = {f.name: TypeAdapter(hints[f.name], config=strict) for f in dataclasses.fields(GRPOConfig) if f.init}
+    return fields | {"max_steps": TypeAdapter(PositiveInt, config=strict)}
+
+
+def _training_errors(training: Any) -> list[str]:
+    if training is None:
+        training = {}
+    if not isinstance(training, dict):
+        return []  # RunConfig reports the section itself
+    fields = _training_fields()
+    errors = []
+    for key, value in training.items():
+        if key == "max_steps" and value is None:
+            continue
+        if key == "output_dir":
+            errors.append("training.output_dir: set the top-level output_dir instead")
+        elif key not in fields:
+            errors.append(f"training.{key}: unknown key (not a trl.GRPOConfig field){did_you_mean(key, fields)}")
+        else:
+            try:
+                fields[key].validate_python(value)
+            except ValidationError as error:
+                errors += error_lines(error, None, ("training", key))
+    if training.get("max_steps") is None:
+        errors.append("training.max_steps: required: the run length in steps (TRL would otherwise train 3 epochs)")
+    return errors
+
+
+def _params_errors(data: Any) -> list[str]:
+    if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
+        return []
+    task, params = data.get("task", "arithmetic"), data.get("params") or {}
+    try:
+        params_type = DataConfig(task=task).params_type()
+    except (ValueError, ValidationError):
+        return []  # RunConfig reports the task
+    if params_type is None:
+        return [f"data.params: task '{task}' takes no params, got {sorted(params)}"] if params else []
+    try:
+        params_type.model_validate(params)
+    except ValidationError as error:
+        return error_lines(error, params_type, ("data", "params"))
+    return []
+
+
+def _run_errors(config: RunConfig) -> list[str]:
+    """Cross-field checks, then build what TRL and ReDit will be given, so their errors come before any file."""
+    training, dither = config.training, config.dither
+    weights = [spec.weight for spec in config.rewards]
+    errors = []
+    if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
+        errors.append(
+            f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none (or leave it out)"
+        )
+    if "reward_weights" in training and list(training["reward_weights"]) != weights:
+        errors.append("training.reward_weights conflicts with rewards[].weight: set weights in rewards only")
+    if config.model.warm_start is not None and config.model.name_or_path is not None:
+        errors.append("model.warm_start applies to tiny models only; drop it or model.name_or_path")
+    if errors:
+        return errors
+    try:
+        with warnings.catch_warnings():  # TRL's deprecation notices come once, when the trainer is built
+            warnings.simplefilter("ignore")
+            grpo_args(config)
+    except (ValueError, TypeError, ImportError) as error:
+        errors.append(f"training: {error}")
+    try:
+        build_rewards(config)
+    except (ValueError, TypeError) as error:
+        errors.append(str(error))
+    return errors
+
+
+def grpo_args(config: RunConfig) -> Any:
+    """TRL ``GRPOConfig`` for the run: CPU-safe defaults, one log per step, TensorBoard, our reward weights."""
+    import torch
+    from trl import GRPOConfig
+
+    training = dict(config.training)
+    weights = [spec.weight for spec in config.rewards]
+    defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
+    if not torch.cuda.is_available():
+        defaults |= CPU_TRAINING_DEFAULTS
+    if config.dither is not None and config.dither.shapes_advantages:
+        training["scale_rewards"] = "none"  # TRL only subtracts the (zero) group mean of redit's advantages
+    return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
+
+
+def build_rewards(config: RunConfig) -> Any:
+    """The run's reward functions wrapped for ReDit (checks maxima against the dither settings)."""
+    from redit.integrations.trl import ReditRewards
+
+    return ReditRewards([spec.function() for spec in config.rewards], config.dither)

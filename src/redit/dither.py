@@ -109,6 +109,8 @@ class DitherConfig:
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
             raise ValueError(f"dither.max_steps must be a positive integer, got {steps!r}")
         self._validate_mode()
+        if not isinstance(self.schedule_params, Mapping):
+            raise ValueError(f"dither.schedule_params must be a mapping, got {self.schedule_params!r}")
         schedule = self.make_schedule()
         if schedule.needs_max_steps and not self.max_steps:
             raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -31,9 +32,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", required=True, type=Path, help="JSONL file of generations or dataset rows")
     parser.add_argument("--output", type=Path, help="JSONL file to write scored lines to (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per answer check (default 5)")
-    parser.add_argument("--workers", type=int, default=None, help="answer-checking processes (default: all cores)")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, help="seconds allowed per answer check (default 5)"
+    )
+    parser.add_argument(
+        "--workers", type=positive_count, default=None, help="answer-checking processes (default: all cores)"
+    )
     parser.set_defaults(func=run)
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -41,8 +68,12 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid UTF-8 (byte {error.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:
@@ -56,20 +87,34 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def sample_of(task: str, row: dict[str, Any], where: str) -> tuple[Any, str]:
-    """The ``(completion, gold answer)`` of an input row for ``task``."""
-    from redit.tasks import gsm8k, math
+    """The ``(completion, gold answer)`` of an input row for ``task``; a numeric gold answer counts as its text."""
+    from redit.tasks import gsm8k
+    from redit.tasks import math as math_task
 
+    answer = row.get("answer")
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        row = row | {"answer": str(answer)}
     if task == "gsm8k":
         completion = row.get("completion", row.get("solution", row.get("answer")))
         gold = gsm8k.gold_answer(str(row["answer"])) if row.get("answer") is not None else None
     else:
         completion = row.get("completion", row.get("solution"))
-        gold = math.gold_answer(row)
+        gold = math_task.gold_answer(row)
     if completion is None:
         raise ValueError(f"{where}: no 'completion' field (nor a dataset row's reference solution); add 'completion'")
+    if not _is_completion(completion):
+        raise ValueError(
+            f"{where}: 'completion' must be text or a list of chat messages, got {type(completion).__name__}"
+        )
     if gold is None:
         raise ValueError(f"{where}: no gold 'answer' field; add 'answer' with the final answer")
     return completion, gold
+
+
+def _is_completion(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value)
+    )
 
 
 def score_rows(task: str, rows: list[dict[str, Any]], source: str) -> tuple[dict[str, list[float]], Counter]:

@@ -7,11 +7,12 @@ exactly the code path a real model takes, with no downloads.
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tokenizers import pre_tokenizers
 from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
+
+from redit.config_schema import TinyModelConfig
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHARACTERS = string.digits + string.ascii_letters + string.punctuation + " \n"
@@ -21,19 +22,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-@dataclass(frozen=True)
-class TinyModelConfig:
-    """Size of the tiny Qwen2 model (defaults: about 0.5M parameters)."""
-
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 256
-    seed: int = 0
 
 
 def build_tokenizer() -> Qwen2Tokenizer:
@@ -58,10 +46,11 @@ def build_tokenizer() -> Qwen2Tokenizer:
     return tokenizer
 
 
-def build_model(tokenizer: Qwen2Tokenizer, config: TinyModelConfig = TinyModelConfig()) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2 whose ``vocab_size`` equals ``len(tokenizer)``."""
+def build_model(tokenizer: Qwen2Tokenizer, config: TinyModelConfig | None = None) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 whose ``vocab_size`` equals ``len(tokenizer)`` (default size: ``TinyModelConfig()``)."""
     import torch
 
+    config = config or TinyModelConfig()
     torch.manual_seed(config.seed)
     model_config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -79,14 +68,14 @@ def build_model(tokenizer: Qwen2Tokenizer, config: TinyModelConfig = TinyModelCo
     return Qwen2ForCausalLM(model_config)
 
 
-def save_tiny_model(path: str | Path, config: TinyModelConfig = TinyModelConfig()) -> Path:
+def save_tiny_model(path: str | Path, config: TinyModelConfig | None = None) -> Path:
     """Build the tokenizer and model and save both to ``path`` (a regular Hugging Face folder)."""
-    path = Path(path)
+    path, config = Path(path), config or TinyModelConfig()
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, config)
     model.generation_config.eos_token_id = model.config.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    (path / "redit_tiny.json").write_text(str(asdict(config)))
+    (path / "redit_tiny.json").write_text(str(config.model_dump()))
     return path

@@ -8,29 +8,26 @@ crash-safe checkpoints, ``final/`` and ``DONE``.
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from redit.atomic import write_atomic
-from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RewardSpec, RunConfig, load_config, parse_yaml
+from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RunConfig, build_rewards, grpo_args, load_config, parse_yaml
+from redit.config_schema import LoraSettings, RewardSpec
 from redit.presets import TINY_TRAIN
 from redit.rundir import CrashSafeCheckpoints, RunDir
-
-CPU_TRAINING_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train one GRPO run (optionally with ReDit) from a YAML config",
-        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value, "
-        "e.g. --training.max_steps=4 --dither.sigma=0.1. Without --config, trains the tiny CPU preset.",
+        description="Train with TRL's GRPOTrainer. Override any setting with --section.key=value or "
+        "--section.key VALUE, e.g. --training.max_steps=4 --dither.sigma 0.1. The whole config (and TRL's "
+        "GRPOConfig) is validated before anything is written. Without --config, trains the tiny CPU preset.",
     )
     parser.add_argument(
         "--config", help="YAML file (sections: output_dir, model, data, rewards, training, dither, eval)"
@@ -49,53 +46,6 @@ def _main(args: argparse.Namespace) -> int:
     out = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"redit train: done; metrics in {RunDir(out).metrics}")
     return 0
-
-
-def resolve_reward(spec: RewardSpec) -> Callable[..., Any]:
-    """A reward function from its registry name or ``module:function`` path, with ``max_reward`` if overridden."""
-    if ":" in spec.name:
-        module, _, attr = spec.name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as error:
-            raise ValueError(f"rewards: cannot import '{spec.name}': {error}") from error
-    else:
-        from redit.rewards import get_reward
-
-        fn = get_reward(spec.name)
-    if spec.max_reward is None:
-        return fn
-
-    @functools.wraps(fn)
-    def with_max(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
-
-    with_max.max_reward = float(spec.max_reward)  # type: ignore[attr-defined]
-    return with_max
-
-
-def build_rewards(config: RunConfig) -> Any:
-    """The run's reward functions wrapped for ReDit (validates names, maxima and the dither settings)."""
-    from redit.integrations.trl import ReditRewards
-
-    return ReditRewards([resolve_reward(spec) for spec in config.rewards], config.dither)
-
-
-def grpo_args(config: RunConfig) -> Any:
-    """TRL ``GRPOConfig`` for the run: CPU-safe defaults, one log per step, TensorBoard, our reward weights."""
-    import torch
-    from trl import GRPOConfig
-
-    training = dict(config.training)
-    weights = [spec.weight for spec in config.rewards]
-    if "reward_weights" in training and list(training["reward_weights"]) != weights:
-        raise ValueError("training.reward_weights conflicts with rewards[].weight: set weights in rewards only")
-    defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
-    if not torch.cuda.is_available():
-        defaults |= CPU_TRAINING_DEFAULTS
-    if config.dither is not None and config.dither.shapes_advantages:
-        training["scale_rewards"] = "none"  # TRL only subtracts the (zero) group mean of redit's advantages
-    return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
 def resolved_config(config: RunConfig, args: Any) -> dict[str, Any]:
@@ -189,12 +139,12 @@ def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
 
     spec = config.eval
     heldout = config.data.load(config.data.eval_split, spec.limit)
-    reward_spec = RewardSpec(name=spec.reward) if spec.reward else config.rewards[0]
+    reward = RewardSpec(name=spec.reward).function() if spec.reward else config.rewards[0].function()
     return HeldoutEval(
         RunDir(Path(config.output_dir)).evals,
         heldout["prompt"],
         heldout["answer"],
-        resolve_reward(reward_spec),
+        reward,
         tokenizer,
         every=spec.every,
         k=spec.k,
@@ -209,24 +159,12 @@ def _dtype(name: str) -> Any:
 
     if name == "auto":
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    if not hasattr(torch, name) or not isinstance(getattr(torch, name), torch.dtype):
-        raise ValueError(f"model.dtype: unknown dtype '{name}' (use auto, float32, bfloat16 or float16)")
     return getattr(torch, name)
 
 
-def _lora(lora: dict[str, Any] | None) -> Any:
-    if not lora:
+def _lora(lora: LoraSettings | None) -> Any:
+    if lora is None:
         return None
     from peft import LoraConfig
 
-    settings = {
-        "r": 8,
-        "lora_alpha": 64,
-        "lora_dropout": 0.05,
-        "target_modules": "all-linear",
-        "task_type": "CAUSAL_LM",
-    }
-    unknown = set(lora) - set(settings)
-    if unknown:
-        raise ValueError(f"model.lora: unknown key(s) {sorted(unknown)}; known: {sorted(settings)}")
-    return LoraConfig(**(settings | lora))
+    return LoraConfig(**lora.model_dump())

@@ -24,12 +24,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from redit.config import RunConfig, apply_overrides, load_yaml, parse_config
+from pydantic import BaseModel, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
+
+from redit.config import ConfigError, RunConfig, apply_overrides, error_lines, load_yaml, parse_config
+from redit.config_schema import STRICT
 from redit.rundir import ExperimentDir
-
-SPEC_KEYS = ("output_dir", "baseline", "seeds", "workers", "base", "arms")
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,46 @@ class RunRequest:
         return parse_config(self.raw)
 
 
-@dataclass
-class ExperimentSpec:
-    output_dir: Path
-    baseline: str
-    seeds: list[int]
-    workers: int
-    base: dict[str, Any]
-    arms: dict[str, dict[str, Any]]
+class ExperimentSpec(BaseModel):
+    """A validated spec; ``seeds`` given as a count ``n`` means ``0..n-1``, ``workers: auto`` one run per core."""
+
+    model_config = STRICT
+
+    output_dir: Annotated[Path, Field(strict=False)] = Path("runs/compare")
+    arms: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+    baseline: str = Field(default="vanilla", validate_default=True)
+    seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
+    workers: PositiveInt = Field(default="auto", validate_default=True)
+    base: dict[str, Any] = {}
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count(cls, seeds: Any) -> Any:
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds <= 0:
+                raise ValueError(f"a positive count or a list of distinct integers, got {seeds}")
+            return list(range(seeds))
+        if isinstance(seeds, list) and len(set(map(repr, seeds))) != len(seeds):
+            raise ValueError(f"expected distinct integers, got {seeds}")
+        return seeds
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto(cls, workers: Any) -> Any:
+        return max(1, len(os.sched_getaffinity(0))) if workers == "auto" else workers
+
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _empty_arms(cls, arms: Any) -> Any:
+        return {name: arm or {} for name, arm in arms.items()} if isinstance(arms, dict) else arms
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_is_an_arm(cls, baseline: str, info: ValidationInfo) -> str:
+        arms = info.data.get("arms")
+        if arms is not None and baseline not in arms:
+            raise ValueError(f"{baseline!r} is not an arm; arms are {list(arms)}")
+        return baseline
 
     def requests(self) -> list[RunRequest]:
         """Every (arm, seed) run, seeds outermost so partial results stay paired."""
@@ -64,7 +97,10 @@ class ExperimentSpec:
     def _request(self, arm: str, seed: int) -> RunRequest:
         raw = deep_merge(self.base, self.arms[arm])
         raw["output_dir"] = str(ExperimentDir(self.output_dir).run(arm, seed).path)
-        raw.setdefault("training", {})["seed"] = seed
+        if raw.get("training") is None:
+            raw["training"] = {}
+        if isinstance(raw["training"], dict):
+            raw["training"]["seed"] = seed
         if isinstance(raw.get("dither"), dict):
             raw["dither"]["seed"] = seed
         return RunRequest(arm, seed, raw)
@@ -89,39 +125,35 @@ def parse_spec(
     workers: int | None = None,
     baseline: str | None = None,
 ) -> ExperimentSpec:
-    """Validate a spec mapping (flags override it) and every run config in it, before anything runs."""
-    unknown = set(raw) - set(SPEC_KEYS)
-    if unknown:
-        raise ValueError(f"spec: unknown key(s) {sorted(unknown)}; keys are {list(SPEC_KEYS)}")
-    arms = raw.get("arms") or {}
-    if not isinstance(arms, dict) or not arms:
-        raise ValueError("spec.arms: give at least one named arm, e.g. arms: {vanilla: {dither: off}}")
-    base = copy.deepcopy(raw.get("base") or {})
-    if max_steps is not None:
-        base.setdefault("training", {})["max_steps"] = max_steps
-    spec = ExperimentSpec(
-        output_dir=Path(output_dir or raw.get("output_dir") or "runs/compare"),
-        baseline=baseline or raw.get("baseline", "vanilla"),
-        seeds=_seeds(raw.get("seeds", 3) if seeds is None else seeds),
-        workers=_workers(raw.get("workers", "auto") if workers is None else workers),
-        base=base,
-        arms={str(name): dict(arm or {}) for name, arm in arms.items()},
-    )
-    check_comparable(spec)
-    from redit.train import build_rewards
-
+    """Validate a spec mapping (flags override it) and the full run config of every arm, before anything runs."""
+    flags = {"output_dir": output_dir, "seeds": seeds, "workers": workers, "baseline": baseline}
+    raw = copy.deepcopy(raw) | {key: value for key, value in flags.items() if value is not None}
+    if max_steps is not None and isinstance(raw.get("base", {}), dict):
+        base = raw.setdefault("base", {})
+        base["training"] = (base.get("training") or {}) | {"max_steps": max_steps}
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(error_lines(error, ExperimentSpec, ("spec",))) from None
+    by_problem: dict[str, list[str]] = {}
     for request in spec.requests()[: len(spec.arms)]:
         try:
-            build_rewards(request.config())
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"arm '{request.arm}': {error}") from error
+            request.config()
+        except ConfigError as error:
+            for line in error.lines:
+                by_problem.setdefault(line, []).append(request.arm)
+    if by_problem:
+        raise ConfigError([f"{_arms(arms, spec)}: {line}" for line, arms in by_problem.items()])
+    check_comparable(spec)
     return spec
 
 
+def _arms(arms: list[str], spec: ExperimentSpec) -> str:
+    return "every arm" if len(arms) == len(spec.arms) > 1 else "arm " + ", ".join(f"'{arm}'" for arm in arms)
+
+
 def check_comparable(spec: ExperimentSpec) -> None:
-    """The baseline is an arm, and every arm (after its overrides and the flags) evaluates at its last step."""
-    if spec.baseline not in spec.arms:
-        raise ValueError(f"baseline: {spec.baseline!r} is not an arm; arms are {list(spec.arms)}")
+    """Every arm (after its overrides and the flags) evaluates held-out accuracy at its last step."""
     for arm, override in spec.arms.items():
         raw = deep_merge(spec.base, override)
         every, max_steps = (raw.get("eval") or {}).get("every", 0), (raw.get("training") or {}).get("max_steps")
@@ -144,19 +176,3 @@ def load_spec(
 ) -> ExperimentSpec:
     """Read a spec (or ``default``), apply ``key=value`` overrides, then the flags."""
     return parse_spec(apply_overrides(load_yaml(path) if path is not None else default, list(overrides)), **flags)
-
-
-def _seeds(value: Any) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return list(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) for s in value) and len(set(value)) == len(value):
-        return value
-    raise ValueError(f"spec.seeds (--seeds): a positive count or a list of distinct integers, got {value!r}")
-
-
-def _workers(value: Any) -> int:
-    if value == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    if isinstance(value, int) and value > 0:
-        return value
-    raise ValueError(f"spec.workers: 'auto' or a positive integer, got {value!r}")

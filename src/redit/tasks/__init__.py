@@ -1,8 +1,9 @@
 """Training tasks: each loads its data into a ``datasets.Dataset`` with ``prompt`` and gold ``answer`` columns.
 
 ``TASKS`` maps a task name to the module that implements it; the module exposes
-``load(path_or_id, split, limit, prompt_style, conversational) -> Dataset`` and may declare ``DEFAULT_REWARDS``
-(reward names, see :data:`redit.rewards.REWARDS`) and ``PROMPT_STYLE``. Modules are imported on first use, and
+``load(path_or_id, split, limit, prompt_style, conversational, **params) -> Dataset`` and may declare
+``DEFAULT_REWARDS`` (reward names, see :data:`redit.rewards.REWARDS`), ``PROMPT_STYLE`` and ``PARAMS`` (the pydantic
+model of its ``data.params``; a task without one takes none). Modules are imported on first use, and
 other code may register more tasks by adding to ``TASKS``.
 """
 

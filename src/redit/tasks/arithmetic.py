@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 import operator
 import random
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from datasets import Dataset
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from redit.rng import derive_seed
 
@@ -22,22 +22,25 @@ OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 SYSTEM_PROMPT = "Answer with the number only."
 
 
-@dataclass(frozen=True)
-class ArithmeticSpec:
-    """Difficulty: operand width in ``digits`` and the operators used."""
+class ArithmeticSpec(BaseModel):
+    """Difficulty (``data.params``): operand width in ``digits`` and the operators used."""
 
-    digits: int = 2
-    operators: str = "+"
-    heldout_fraction: float = 0.1
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    digits: Annotated[int, Field(ge=1, le=4)] = 2
+    operators: Annotated[str, Field(min_length=1)] = "+"
+    heldout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.digits <= 4:
-            raise ValueError(f"data.params.digits must be 1..4, got {self.digits}")
-        if not self.operators or set(self.operators) - set(OPERATORS):
-            raise ValueError(f"data.params.operators must use only {''.join(OPERATORS)}, got {self.operators!r}")
-        if not 0.0 < self.heldout_fraction < 1.0:
-            raise ValueError(f"data.params.heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, operators: str) -> str:
+        if set(operators) - set(OPERATORS):
+            raise ValueError(f"use only {''.join(OPERATORS)}, got {operators!r}")
+        return operators
+
+
+PARAMS = ArithmeticSpec
 
 
 def problems(spec: ArithmeticSpec, split: str) -> list[dict[str, str]]:
