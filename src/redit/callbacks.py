@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from redit.atomic import append_line, read_jsonl, truncate_jsonl
 from redit.rewards.base import max_reward_of
 
 # metrics.jsonl key -> key in the trainer's log dict
@@ -29,45 +29,37 @@ METRIC_KEYS = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_after(path: Path, step: int) -> None:
-    """Drop records past ``step`` (a resumed run re-does the steps after its checkpoint)."""
-    kept = [r for r in read_jsonl(path) if r["step"] <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 class MetricsJsonl(TrainerCallback):
-    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step)."""
+    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step).
+
+    Each line is fsynced before the trainer goes on, so a checkpoint is never ahead of the rows; a resumed run first
+    drops the rows past its checkpoint (it re-does those steps), so its file equals the uninterrupted run's.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if args.process_index == 0:
-            truncate_after(self.path, state.global_step)
+            truncate_jsonl(self.path, state.global_step)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
         if args.process_index != 0 or not logs or "loss" not in logs:
             return
         record = {"step": state.global_step} | {k: _finite(logs.get(src)) for k, src in METRIC_KEYS.items()}
         record |= {k: _finite(v) for k, v in logs.items() if k.startswith(("redit/", "rewards/"))}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, record)
 
 
 class HeldoutEval(TrainerCallback):
     """Held-out accuracy every ``every`` steps (and at steps 0 and the end): greedy and sampled pass@1 over ``k``.
 
-    A completion is correct when ``reward_fn`` gives it the reward's maximum.
+    A completion is correct when ``reward_fn`` gives it the reward's maximum. A resumed run keeps the rows up to its
+    checkpoint and adds none at the step it resumes from, so its rows equal the uninterrupted run's.
     """
 
     def __init__(
@@ -92,9 +84,9 @@ class HeldoutEval(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         if args.process_index != 0:
             return
-        truncate_after(self.path, state.global_step)
-        if not any(r["step"] == state.global_step for r in read_jsonl(self.path)):
-            self._evaluate(model, state.global_step, args.seed)
+        truncate_jsonl(self.path, state.global_step)
+        if state.global_step == 0 and not any(r["step"] == 0 for r in read_jsonl(self.path)):
+            self._evaluate(model, 0, args.seed)
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         step = state.global_step
@@ -122,8 +114,7 @@ class HeldoutEval(TrainerCallback):
             "accuracy_sampled": self.accuracy(model, sample=True, seed=seed),
             "k": self.k,
         }
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, record)
 
     @torch.no_grad()
     def _generate(self, model: Any, prompts: list[Any], sample: bool, repeats: int, seed: int) -> list[str]:

@@ -8,6 +8,7 @@ import importlib.util
 import sys
 
 from redit import __version__
+from redit.atomic import describe_os_error
 
 # subcommand -> module exposing `add_parser(subparsers)`; each parser sets `func(args) -> int`.
 COMMANDS = {
@@ -49,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except ValueError as error:
         print(f"redit {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the environment: disk full, read-only, missing folder, a directory for a file ...
+        print(f"redit {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2 if error.errno is None else 1
+    except KeyboardInterrupt:
+        resume = {"train": "; continue with --resume", "compare": "; rerun the same command to resume"}
+        print(f"redit {args.command}: interrupted{resume.get(args.command, '')}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
