@@ -13,6 +13,7 @@ import os
 import runpy
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ DATA_SOURCE = "tiny_arithmetic"
 STEPS, PROMPTS, GROUP = 3, 4, 4
 SEED, SIGMA = 7, 0.1
 RAY_START_TIMEOUT = "The current node timed out during startup"
+ADVANTAGE_LOG = "REDIT_TEST_ADVANTAGE_LOG"  # tests/verl_cpu/advantage_log.py
+
+
+@dataclass(frozen=True)
+class Run:
+    """One verl run: its metrics by step (verl's file logger) and, for ReDit estimators, each step's recorded rows."""
+
+    metrics: dict[int, dict[str, float]]
+    advantages: dict[int, dict[str, list]]
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +117,10 @@ def cpu_overrides(root: Path, pythonpath: str) -> list[str]:
     ]
 
 
-def train(root: Path, name: str, *overrides: str) -> dict[int, dict[str, float]]:
-    """Run verl's trainer in a fresh process (and Ray cluster); return its metrics by step (verl's file logger)."""
+def train(root: Path, name: str, *overrides: str) -> Run:
+    """Run verl's trainer in a fresh process (and Ray cluster); return its metrics and recorded advantages."""
     metrics = root / f"{name}.jsonl"
+    advantages = root / f"{name}.advantages.jsonl"
     pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     env = {
         **os.environ,
@@ -119,7 +130,8 @@ def train(root: Path, name: str, *overrides: str) -> dict[int, dict[str, float]]
         "VERL_FILE_LOGGER_PATH": str(metrics),
         "HYDRA_FULL_ERROR": "1",
     }
-    command = [sys.executable, "-m", "verl.trainer.main_ppo", *cpu_overrides(root, pythonpath), *overrides]
+    record = f"+ray_kwargs.ray_init.runtime_env.env_vars.{ADVANTAGE_LOG}='{advantages}'"
+    command = [sys.executable, "-m", "verl.trainer.main_ppo", *cpu_overrides(root, pythonpath), record, *overrides]
     run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1200, check=False)
     if RAY_START_TIMEOUT in run.stderr:  # Ray gives its node a fixed 30 s to start; an overloaded machine can miss it
         run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1200, check=False)
@@ -129,11 +141,12 @@ def train(root: Path, name: str, *overrides: str) -> dict[int, dict[str, float]]
         record = json.loads(line)
         by_step.setdefault(record["step"], {}).update(record["data"])
     assert sorted(by_step) == list(range(STEPS + 1)), f"{name}: logged steps {sorted(by_step)}"
-    return by_step
+    rows = [json.loads(line) for line in advantages.read_text().splitlines()] if advantages.exists() else []
+    return Run(by_step, {row["step"]: row for row in rows})
 
 
 @pytest.fixture(scope="module")
-def redit_run(inputs):
+def redit_run(inputs) -> Run:
     return train(
         inputs,
         "grpo_redit",
@@ -144,13 +157,13 @@ def redit_run(inputs):
 
 
 @pytest.fixture(scope="module")
-def grpo_run(inputs):
+def grpo_run(inputs) -> Run:
     return train(inputs, "grpo", "algorithm.adv_estimator=grpo")
 
 
 def test_grpo_redit_learns_from_noise_when_every_reward_is_equal(redit_run):
     for step in range(1, STEPS + 1):
-        metrics = redit_run[step]
+        metrics = redit_run.metrics[step]
         assert metrics["critic/score/min"] == metrics["critic/score/max"] == SCORE, step  # logged rewards clean
         assert metrics["critic/advantages/max"] > 0 > metrics["critic/advantages/min"], step
         assert metrics["actor/grad_norm"] > 0, step
@@ -158,24 +171,30 @@ def test_grpo_redit_learns_from_noise_when_every_reward_is_equal(redit_run):
 
 def test_plain_grpo_gets_exactly_zero_advantages(grpo_run):
     for step in range(1, STEPS + 1):
-        metrics = grpo_run[step]
+        metrics = grpo_run.metrics[step]
         assert metrics["critic/advantages/max"] == metrics["critic/advantages/min"] == 0.0, step
         assert metrics["actor/grad_norm"] == 0.0, step
 
 
 def test_noise_is_reproducible_from_the_seed(redit_run):
-    """verl's batch keeps each prompt's completions together in prompt order, and ReDit draws the step's noise from
-    (seed, global step) alone: the run's advantages are recomputed here, outside verl, from the seed."""
+    """ReDit draws the step's noise from (seed, global step) alone and assigns it in batch-row order: every advantage
+    verl trained on is recomputed here, outside verl, from the seed and the rows' groups as the run recorded them
+    (verl's ``balance_batch`` reorders rows by length, so groups are interleaved)."""
     dither = Dither(DitherConfig(sigma=SIGMA, seed=SEED, granularity="total"))
-    groups = [row // GROUP for row in range(PROMPTS * GROUP)]
-    for step in range(1, STEPS + 1):
-        rewards = torch.full((PROMPTS * GROUP,), SCORE)
+    assert sorted(redit_run.advantages) == list(range(1, STEPS + 1))
+    for step, row in redit_run.advantages.items():
+        groups = row["groups"]
+        assert sorted(groups.count(group) for group in set(groups)) == [GROUP] * PROMPTS, step
+        rewards = torch.tensor(row["rewards"])
+        assert torch.equal(rewards, torch.full_like(rewards, SCORE)), step
         expected = advantages.grpo(rewards, groups, convention="verl", dither=dither, step=step).advantages
-        assert redit_run[step]["critic/advantages/max"] == pytest.approx(expected.max().item(), abs=1e-6), step
-        assert redit_run[step]["critic/advantages/min"] == pytest.approx(expected.min().item(), abs=1e-6), step
+        assert row["advantages"] == pytest.approx(expected.tolist(), abs=1e-5), step
+        metrics = redit_run.metrics[step]  # what verl logged is what it trained on
+        assert metrics["critic/advantages/max"] == pytest.approx(max(row["advantages"]), abs=1e-5), step
+        assert metrics["critic/advantages/min"] == pytest.approx(min(row["advantages"]), abs=1e-5), step
 
 
 def test_validation_scores_are_clean(redit_run):
     for step in (0, STEPS):  # before training and after the last step
-        assert redit_run[step][f"val-core/{DATA_SOURCE}/acc/mean@1"] == SCORE, step
-        assert redit_run[step][f"val-aux/{DATA_SOURCE}/reward/mean@1"] == SCORE, step
+        assert redit_run.metrics[step][f"val-core/{DATA_SOURCE}/acc/mean@1"] == SCORE, step
+        assert redit_run.metrics[step][f"val-aux/{DATA_SOURCE}/reward/mean@1"] == SCORE, step

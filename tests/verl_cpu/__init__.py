@@ -3,8 +3,8 @@
 verl 0.9 ships no CPU platform and no CPU rollout. Loaded into every verl process through
 ``VERL_USE_EXTERNAL_MODULES=...,verl_cpu`` (with ``tests/`` on ``PYTHONPATH``), this package registers, through verl's
 own registries, a ``cpu`` platform (gloo process groups, FSDP2 engines on ``cpu``) and an ``hf`` rollout that samples
-with Hugging Face ``generate``. It touches verl internals, so it is pinned to the verl version it was written against
-and refuses any other.
+with Hugging Face ``generate``; for the tests it also records what ReDit's estimators return. It touches verl
+internals, so it is pinned to the verl version it was written against and refuses any other.
 
 Covered: verl's driver, Ray actors, TransferQueue, agent loop, reward loop, FSDP2 actor update, advantage estimation,
 validation and metrics. Not covered: CUDA/NCCL, vLLM/SGLang rollouts, multi-GPU sharding, Megatron.
@@ -22,6 +22,6 @@ if verl.__version__ != VERL_VERSION:
         "install the tested version (pip install -e '.[verl]') or port the shims"
     )
 
-from verl_cpu import cpu_platform, hf_rollout
+from verl_cpu import advantage_log, cpu_platform, hf_rollout
 
-__all__ = ["VERL_VERSION", "cpu_platform", "hf_rollout"]
+__all__ = ["VERL_VERSION", "advantage_log", "cpu_platform", "hf_rollout"]
