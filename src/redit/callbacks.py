@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from redit.atomic import append_line, read_jsonl, truncate_jsonl
 from redit.rewards.base import max_reward_of
 
 # metrics.jsonl key -> key in the trainer's log dict
@@ -29,45 +29,34 @@ METRIC_KEYS = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_after(path: Path, step: int) -> None:
-    """Drop records past ``step`` (a resumed run re-does the steps after its checkpoint)."""
-    kept = [r for r in read_jsonl(path) if r["step"] <= step]
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    staging.replace(path)  # atomic: other processes read either version, which agree up to ``step``
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 class TruncateOnResume(TrainerCallback):
-    """Keeps a JSONL log with a ``step`` per record consistent with a resumed run (records past its start dropped)."""
+    """Keeps a JSONL log with a ``step`` per record consistent with a resumed run: the records past its checkpoint
+    are dropped (it re-does those steps), so the file equals the uninterrupted run's."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if args.process_index == 0:
-            truncate_after(self.path, state.global_step)
+            truncate_jsonl(self.path, state.global_step)
 
 
 class MetricsJsonl(TruncateOnResume):
-    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step)."""
+    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step).
+
+    Each line is fsynced before the trainer goes on, so a checkpoint is never ahead of the rows.
+    """
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
         if args.process_index != 0 or not logs or "loss" not in logs:
             return
         record = {"step": state.global_step} | {k: _finite(logs.get(src)) for k, src in METRIC_KEYS.items()}
         record |= {k: _finite(v) for k, v in logs.items() if k.startswith(("redit/", "rewards/"))}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, record)
 
 
 class HeldoutEval(TrainerCallback):
@@ -75,7 +64,9 @@ class HeldoutEval(TrainerCallback):
 
     A completion is correct when ``reward_fn`` gives it the reward's maximum. Every process takes part (a sharded
     model, FSDP or ZeRO-3, generates only when all do): each generates for its share of the prompts, padded to the
-    same number of batches, with ``synced_gpus``; the counts are summed and process 0 writes the record.
+    same number of batches, with ``synced_gpus``; the counts are summed and process 0 writes the record. A resumed
+    run keeps the rows up to its checkpoint and adds none at the step it resumes from, so its rows equal the
+    uninterrupted run's.
     """
 
     def __init__(
@@ -99,9 +90,10 @@ class HeldoutEval(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         if args.process_index == 0:
-            truncate_after(self.path, state.global_step)
-        if not any(r["step"] == state.global_step for r in read_jsonl(self.path)):
-            self._evaluate(model, state.global_step, args)
+            truncate_jsonl(self.path, state.global_step)
+        # the same answer on every process (truncation keeps step 0's row), so all take part in the evaluation or none
+        if state.global_step == 0 and not any(r["step"] == 0 for r in read_jsonl(self.path)):
+            self._evaluate(model, 0, args)
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         step = state.global_step
@@ -143,8 +135,7 @@ class HeldoutEval(TrainerCallback):
             "k": self.k,
         }
         if args.process_index == 0:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.path, record)
 
     @torch.no_grad()
     def _generate(

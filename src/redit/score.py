@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from redit.atomic import atomic_file, check_output_file
+
 SCORE_TASKS = ("gsm8k", "math")
 
 
@@ -166,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
     """Score ``args.input`` and write the scored lines and a summary."""
     from redit.verify import configure_verifier
 
-    if args.output is not None and args.output.exists() and not args.overwrite:
-        raise FileExistsError(f"output file {args.output} exists; pass --overwrite to replace it")
+    if args.output is not None:
+        check_output_file(args.output, args.overwrite)  # before the scoring, which can take long
     rows = read_lines(args.input)
     start = time.perf_counter()
     configure_verifier(workers=args.workers, timeout=args.timeout).start()
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         write_rows(rows, scores, sys.stdout)
         print(summary(args.task, scores, metrics, seconds, startup), file=sys.stderr)
     else:
-        with args.output.open("w", encoding="utf-8") as out:
+        with atomic_file(args.output) as out:  # all lines or none, never a truncated file
             write_rows(rows, scores, out)
         print(summary(args.task, scores, metrics, seconds, startup))
     return 0

@@ -1,23 +1,25 @@
 """``redit train``: one GRPO run on TRL's ``GRPOTrainer``, with or without ReDit, from a YAML config.
 
-Writes to ``output_dir``: ``config.yaml`` (resolved, noise-relevant TRL settings explicit), ``metrics.jsonl`` (one
-record per step), ``completions.jsonl`` (each training completion with its answer, clean rewards and advantage, as
-``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard logs under ``tensorboard/``, checkpoints, ``DONE``.
+Writes the run directory described in :mod:`redit.rundir`: ``config.yaml`` (resolved, noise-relevant TRL settings
+explicit), ``metrics.jsonl`` (one record per step), ``completions.jsonl`` (each training completion with its answer,
+clean rewards and advantage, as ``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard
+logs, crash-safe checkpoints, ``final/`` and ``DONE``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from redit.atomic import write_atomic
 from redit.config import NOISE_RELEVANT_TRAINING_KEYS, RunConfig, build_rewards, grpo_args, load_config, parse_yaml
 from redit.config_schema import LoraSettings, RewardSpec
 from redit.presets import TINY_TRAIN, read_config
+from redit.rundir import CrashSafeCheckpoints, RunDir
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,8 +35,12 @@ def add_parser(subparsers: Any) -> None:
         help="YAML file or shipped preset name, e.g. paper-gsm8k (sections: output_dir, model, data, rewards, "
         "training, dither, eval)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="delete an existing output_dir first")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in output_dir from its newest complete checkpoint"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the redit run in output_dir (only once the config is valid)"
+    )
     parser.set_defaults(func=_main, accepts_overrides=True)
 
 
@@ -42,7 +48,7 @@ def _main(args: argparse.Namespace) -> int:
     raw = read_config(args.config) if args.config else TINY_TRAIN
     config = load_config(None, args.overrides, default=raw)
     out = train(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"redit train: done; metrics in {out / 'metrics.jsonl'}")
+    print(f"redit train: done; metrics in {RunDir(out).metrics}")
     return 0
 
 
@@ -53,27 +59,8 @@ def resolved_config(config: RunConfig, args: Any) -> dict[str, Any]:
     return out
 
 
-def prepare_output_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
-    """Create ``output_dir``; never silently reuse one that holds results."""
-    out = Path(config.output_dir)
-    saved = out / "config.yaml"
-    if resume:
-        if not saved.exists():
-            raise FileNotFoundError(f"--resume: no run to resume in {out} (no config.yaml)")
-        return out
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"output_dir {out} already holds a run: pass --resume to continue it, "
-                "--overwrite to replace it, or choose another --output_dir"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _check_resume_config(out: Path, resolved: dict[str, Any]) -> None:
-    changed = _diff(parse_yaml((out / "config.yaml").read_text()), resolved)
+def _check_resume_config(run: RunDir, resolved: dict[str, Any]) -> None:
+    changed = _diff(parse_yaml(run.config.read_text()), resolved)
     if changed:
         raise ValueError(f"--resume: the config differs from the saved run's in {changed}; resume with the same config")
 
@@ -86,22 +73,34 @@ def _diff(saved: Any, current: Any, prefix: str = "") -> list[str]:
 
 
 def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run one training job; returns its output directory."""
-    out = prepare_output_dir(config, resume, overwrite)
+    """Run one training job; returns its output directory.
+
+    Everything (config, rewards, model, TRL arguments) is checked before the directory is written; ``overwrite``
+    deletes only a redit run, and only then. ``resume`` continues from the newest complete checkpoint.
+    """
+    run = RunDir(Path(config.output_dir))
+    run.check_target(resume, overwrite)
     trainer, resolved = build_trainer(config)
     if resume:
-        _check_resume_config(out, resolved)
+        _check_resume_config(run, resolved)
     else:
-        (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    checkpoint = resume and any(out.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if checkpoint else None)
-    trainer.save_model(str(out / "final"))
-    (out / "DONE").touch()
-    return out
+        if overwrite and not run.is_empty():
+            run.clear()
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(run.config, yaml.safe_dump(resolved, sort_keys=False))
+    checkpoint = run.latest_checkpoint() if resume else None
+    if resume:
+        print(
+            f"redit train: resuming from {checkpoint or f'step 0 (no complete checkpoint in {run.path})'}", flush=True
+        )
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.save_model(str(run.final))
+    run.mark_done()
+    return run.path
 
 
 def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
-    """A ready ``ReditGRPOTrainer`` (metrics and held-out callbacks) and the resolved config."""
+    """A ready ``ReditGRPOTrainer`` (crash-safe checkpoints, metrics and held-out callbacks) and the resolved config."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.integrations import TensorBoardCallback
 
@@ -110,6 +109,9 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     from redit.models import resolve_model
     from redit.tasks.prompts import truncate_prompts
 
+    class Trainer(CrashSafeCheckpoints, ReditGRPOTrainer):
+        """redit's GRPOTrainer whose checkpoints are always whole."""
+
     args = grpo_args(config)
     rewards = build_rewards(config)
     train_set = config.data.load(config.data.split, config.data.limit)
@@ -117,15 +119,15 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     train_set = truncate_prompts(train_set, tokenizer, config.data.max_prompt_length)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
-    out = Path(config.output_dir)
-    callbacks = [MetricsJsonl(out / "metrics.jsonl")]
+    run = RunDir(Path(config.output_dir))
+    callbacks = [MetricsJsonl(run.metrics)]
     if config.eval.every > 0:
         callbacks.append(_heldout(config, tokenizer, args))
-    trainer = ReditGRPOTrainer(
+    trainer = Trainer(
         model=model,
         reward_funcs=rewards,
         dither=config.dither,
-        completions_path=out / "completions.jsonl",
+        completions_path=run.completions,
         args=args,
         train_dataset=train_set,
         processing_class=tokenizer,
@@ -136,7 +138,7 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     # first run of the process, e.g. every run of an in-process sweep logging into the first one's folder)
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback) and "TENSORBOARD_LOGGING_DIR" not in os.environ:
-            callback.logging_dir = str(out / "tensorboard")
+            callback.logging_dir = str(run.tensorboard)
     return trainer, resolved_config(config, args)
 
 
@@ -150,7 +152,7 @@ def _heldout(config: RunConfig, tokenizer: Any, args: Any) -> Any:
     heldout = truncate_prompts(heldout, tokenizer, config.data.max_prompt_length)
     reward = RewardSpec(name=spec.reward).function() if spec.reward else config.rewards[0].function()
     return HeldoutEval(
-        Path(config.output_dir) / "eval.jsonl",
+        RunDir(Path(config.output_dir)).evals,
         heldout["prompt"],
         heldout["answer"],
         reward,

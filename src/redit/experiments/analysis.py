@@ -7,9 +7,7 @@ Runs pair across arms by seed. The statistics are in :mod:`redit.experiments.sta
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from redit.atomic import read_jsonl
 from redit.experiments.stats import (
     EXACT_MAX_SEEDS,
     Settings,
@@ -29,11 +28,11 @@ from redit.experiments.stats import (
     running_mean,
 )
 from redit.experiments.verdicts import baseline_learned, steps_to_target, to_baseline_final, verdict
+from redit.rundir import ExperimentDir, RunDir
 
 SCHEMA_VERSION = 2
 ACCURACY_METRICS = ("accuracy_greedy", "accuracy_sampled")
 TRAINING_CURVES = ("reward_clean", "grad_norm", "frac_zero_std_clean")
-_SEED_DIR = re.compile(r"seed(\d+)$")
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -80,48 +79,14 @@ class Runs:
 
 
 def load_runs(out_dir: str | Path) -> Runs:
-    """Read ``OUT/runs/<arm>/seed<k>/`` (metrics.jsonl, eval.jsonl, DONE, error.txt) into :class:`Runs`."""
-    out_dir = Path(out_dir)
-    runs_dir = out_dir / "runs"
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"no run directories: {runs_dir} does not exist")
-    runs = []
-    for arm_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        for seed_dir in sorted((p for p in arm_dir.iterdir() if p.is_dir() and _SEED_DIR.match(p.name)), key=_seed_of):
-            runs.append(_load_run(arm_dir.name, seed_dir))
-    return Runs(out_dir=out_dir, runs=runs)
+    """Read every run directory of ``out_dir`` (:class:`redit.rundir.ExperimentDir`) into :class:`Runs`."""
+    experiment = ExperimentDir(Path(out_dir))
+    return Runs(out_dir=experiment.path, runs=[_load_run(arm, seed, run) for arm, seed, run in experiment.runs()])
 
 
-def _seed_of(path: Path) -> int:
-    return int(_SEED_DIR.match(path.name).group(1))  # type: ignore[union-attr]
-
-
-def _load_run(arm: str, path: Path) -> Run:
-    error_file = path / "error.txt"
-    error = None
-    if error_file.exists():
-        status = "failed"
-        lines = [line.strip() for line in error_file.read_text(errors="replace").splitlines() if line.strip()]
-        error = (lines[-1] if lines else "error.txt present")[:300]
-    else:
-        status = "ok" if (path / "DONE").exists() else "incomplete"
-    metrics, evals = _read_jsonl(path / "metrics.jsonl"), _read_jsonl(path / "eval.jsonl")
-    return Run(arm, _seed_of(path), path, status, metrics, evals, error)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; blank, truncated or non-object lines are skipped."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+def _load_run(arm: str, seed: int, run: RunDir) -> Run:
+    status = {"done": "ok"}.get(run.status(), run.status())
+    return Run(arm, seed, run.path, status, read_jsonl(run.metrics), read_jsonl(run.evals), run.error_line())
 
 
 def _is_number(value: Any) -> bool:

@@ -7,9 +7,11 @@ Without a spec it runs the embedded default (``configs/compare-tiny.yaml``): a t
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from redit.presets import load_preset, read_config
+from redit.rundir import ExperimentDir
 
 DEFAULT_SPEC = "compare-tiny"
 
@@ -19,7 +21,8 @@ def add_parser(subparsers: Any) -> None:
         "compare",
         help="compare GRPO with ReDit arms over paired seeds and write a report",
         description="Run every arm of SPEC.yaml at every seed (in parallel processes), then write summary.json, "
-        "report.md, report.html and plots to the output directory. Rerunning skips finished runs.",
+        "report.md, report.html and plots to the output directory. Rerunning skips finished runs and resumes "
+        "interrupted ones; one compare at a time per output directory.",
     )
     parser.add_argument(
         "spec",
@@ -46,6 +49,7 @@ def _main(args: argparse.Namespace) -> int:
     from redit.experiments.runner import run_matrix
     from redit.experiments.spec import load_spec
 
+    start = time.perf_counter()
     spec = load_spec(
         None,
         read_config(args.spec) if args.spec else load_preset(DEFAULT_SPEC),
@@ -60,14 +64,17 @@ def _main(args: argparse.Namespace) -> int:
         f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({spec.workers} at once)",
         flush=True,
     )
-    outcomes = run_matrix(spec)
-    for outcome in outcomes:
-        if outcome.status == "failed":
-            print(
-                f"  FAILED: {outcome.request.arm} seed {outcome.request.seed} "
-                f"(see {spec.output_dir / 'runs' / outcome.request.arm / f'seed{outcome.request.seed}' / 'error.txt'})"
-            )
-    summary, report = report_dir(spec.output_dir, baseline=spec.baseline)
+    experiment = ExperimentDir(spec.output_dir)
+    with experiment.locked():
+        outcomes = run_matrix(spec)
+        for outcome in outcomes:
+            if outcome.status == "failed":
+                run = experiment.run(outcome.request.arm, outcome.request.seed)
+                print(
+                    f"  FAILED: {outcome.request.arm} seed {outcome.request.seed}: {run.error_line()} (see {run.error})"
+                )
+        summary, report = report_dir(spec.output_dir, baseline=spec.baseline)
     print(headline_table(summary))
     print(f"report: {report}")
+    print(f"wall time: {time.perf_counter() - start:.0f} s (model build, {len(outcomes)} runs, report)")
     return 1 if any(o.status == "failed" for o in outcomes) else 0

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from redit.atomic import atomic_file
+
 PLOT_DIR = "plots"
 HEADLINE = "headline"
 FOREST_STATS = (("auc", "Δ AUC", "o"), ("final", "Δ final accuracy", "s"))
@@ -83,7 +85,8 @@ def headline_figure(summary: Mapping[str, Any]) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=110)
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
 
 

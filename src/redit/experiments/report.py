@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from redit.atomic import write_atomic
 from redit.experiments.render import Block, render_html, render_markdown
 
 HEADLINE = (
@@ -384,11 +385,11 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any]) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     blocks = _blocks(summary, write_plots(out_dir, summary))
-    (out_dir / "report.md").write_text(render_markdown(blocks))
+    write_atomic(out_dir / "report.md", render_markdown(blocks))
     path = out_dir / "report.html"
-    path.write_text(render_html(blocks, out_dir, f"ReDit comparison: {out_dir.name}"))
+    write_atomic(path, render_html(blocks, out_dir, f"ReDit comparison: {out_dir.name}"))
     return path
 
 

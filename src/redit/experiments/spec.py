@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, PositiveInt, ValidationError, ValidationI
 
 from redit.config import ConfigError, RunConfig, apply_overrides, error_lines, load_yaml, parse_config
 from redit.config_schema import STRICT
+from redit.rundir import ExperimentDir
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class ExperimentSpec(BaseModel):
 
     def _request(self, arm: str, seed: int) -> RunRequest:
         raw = deep_merge(self.base, self.arms[arm])
-        raw["output_dir"] = str(self.output_dir / "runs" / arm / f"seed{seed}")
+        raw["output_dir"] = str(ExperimentDir(self.output_dir).run(arm, seed).path)
         if raw.get("training") is None:
             raw["training"] = {}
         if isinstance(raw["training"], dict):

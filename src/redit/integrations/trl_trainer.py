@@ -19,7 +19,6 @@ and advantage as JSON lines. The override point is the narrowest TRL offers: ``_
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
 from redit.advantages import CONVENTIONS, Groups, adaptive_sigma, group_baseline, mode_advantages, normalize
+from redit.atomic import append_lines
 from redit.callbacks import TruncateOnResume
 from redit.dither import Dither, DitherConfig
 from redit.integrations.trl import check_maxima, sigma_total, total_noise
@@ -160,17 +160,18 @@ class ReditGRPOTrainer(GRPOTrainer):
             return
         n = len(answers)
         prompts, completions = list(self._logs["prompt"])[-n:], list(self._logs["completion"])[-n:]
-        with self.completions_path.open("a") as f:
-            for i in range(n):
-                record = {
-                    "step": self.state.global_step + 1,
-                    "prompt": prompts[i],
-                    "completion": completions[i],
-                    "answer": answers[i],
-                    "rewards": dict(zip(self.reward_func_names, _finite(rewards[i]))),
-                    "advantage": advantages[i].item(),
-                }
-                f.write(json.dumps(record) + "\n")
+        records = (
+            {
+                "step": self.state.global_step + 1,
+                "prompt": prompts[i],
+                "completion": completions[i],
+                "answer": answers[i],
+                "rewards": dict(zip(self.reward_func_names, _finite(rewards[i]))),
+                "advantage": advantages[i].item(),
+            }
+            for i in range(n)
+        )
+        append_lines(self.completions_path, records)
 
     def redit_advantages(self, total: torch.Tensor, training: bool) -> tuple[torch.Tensor, float]:
         """Advantages of the gathered batch (float64) and the σ of its noise; clean in evaluation."""

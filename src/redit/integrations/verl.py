@@ -3,6 +3,7 @@
 Load it in every verl process with ``VERL_USE_EXTERNAL_MODULES=redit.integrations.verl`` (export it in the launching
 shell *and* pass it to Ray's runtime env, see docs/verl.md). Importing it
 
+* refuses a verl outside the tested versions (:data:`TESTED_VERL`),
 * registers ``grpo_redit``, ``rloo_redit`` and ``reinforce_plus_plus_baseline_redit`` with verl's
   ``register_adv_est``, and
 * makes verl's start-up ``validate_config`` also check the ``algorithm.redit_*`` keys, so a bad setting fails
@@ -23,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from packaging.specifiers import SpecifierSet
 
 from redit import advantages as adv
 from redit.dither import Dither, DitherConfig
 from redit.schedules import make_schedule
 
 try:
+    import verl
     import verl.utils.config as verl_config
     from omegaconf import DictConfig, OmegaConf
     from verl.trainer.ppo.core_algos import register_adv_est
@@ -37,6 +40,21 @@ except ImportError as error:  # pragma: no cover - exercised only without verl
     raise ImportError("redit.integrations.verl needs verl: pip install 'redit[verl]'") from error
 
 logger = logging.getLogger(__name__)
+
+TESTED_VERL = SpecifierSet(">=0.9.1,<0.10")  # the versions `make test-verl` runs against (docs/verl.md)
+RUNTIME_ENV_KEY = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES"
+
+
+def check_verl_version(version: str) -> None:
+    """Refuse a verl outside :data:`TESTED_VERL`: the plug-in hooks verl's estimator registry and start-up check."""
+    if version not in TESTED_VERL:
+        raise ImportError(
+            f"redit.integrations.verl is tested with verl {TESTED_VERL} and found verl {version}: "
+            "pip install 'redit[verl]' for a tested verl (docs/verl.md)"
+        )
+
+
+check_verl_version(verl.__version__)
 
 PREFIX = "redit_"
 KEYS = (  # what each does: docs/verl.md
@@ -79,8 +97,14 @@ def settings_from_config(algorithm: Mapping[str, Any] | None) -> ReditSettings:
             f"+algorithm.redit_reward_max=<largest total reward> (> 0), got {r_max!r}; or use algorithm.redit_sigma"
         )
     fields = {key.removeprefix(PREFIX): value for key, value in values.items() if key != "redit_reward_max"}
+    schedule_params = fields.get("schedule_params") or {}
+    if not isinstance(schedule_params, Mapping):
+        raise ValueError(
+            "verl config: algorithm.redit_schedule_params takes the schedule's parameters by name, e.g. "
+            f"+algorithm.redit_schedule_params.period=300, got {schedule_params!r}"
+        )
     try:
-        schedule = make_schedule(fields.get("schedule", "constant"), **dict(fields.get("schedule_params") or {}))
+        schedule = make_schedule(fields.get("schedule", "constant"), **schedule_params)
         if schedule.needs_max_steps and not fields.get("max_steps"):
             raise ValueError(
                 f"algorithm.redit_schedule={schedule.name} needs the run length: set "
@@ -109,6 +133,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ValueError(
             f"verl config: algorithm.adv_estimator={estimator} compares completions of the same prompt (group ids "
             f"are prompt uids), so it needs actor_rollout_ref.rollout.n >= 2, got {n}"
+        )
+    modules = OmegaConf.select(config, RUNTIME_ENV_KEY, default=None)
+    if __name__ not in str(modules or "").split(","):
+        raise ValueError(
+            f"verl config: {RUNTIME_ENV_KEY} does not list {__name__}, so verl's Ray actors would not know "
+            f"algorithm.adv_estimator={estimator}: add +{RUNTIME_ENV_KEY}={__name__} (got {modules!r})"
         )
 
 
