@@ -10,6 +10,7 @@ recovering from a shock (measurements in docs/regimes.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -53,8 +54,9 @@ def resolve_model(model: ModelConfig, data: DataConfig) -> str:
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_dir() / "models" / digest
-    if not (path / "config.json").exists():
-        _build(path, model.tiny, warm, data)
+    with _local_main_process_first():
+        if not (path / "config.json").exists():
+            _build(path, model.tiny, warm, data)
     return str(path)
 
 
@@ -77,9 +79,20 @@ def pretrained_path(name: str) -> str:
     if name not in ALIASES:
         return name
     path = cache_dir() / "models" / f"{name}-{importlib.metadata.version(ALIASES[name][0])}-{CONVERSION}"
-    if not (path / "config.json").exists():
-        _convert(name, path)
+    with _local_main_process_first():
+        if not (path / "config.json").exists():
+            _convert(name, path)
     return str(path)
+
+
+def _local_main_process_first() -> contextlib.AbstractContextManager:
+    """Under a multi-process launch, build on each machine's first process while the others wait, then reuse it
+    (``save_pretrained`` writes the weights from the main process only, so each process cannot build its own)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    return PartialState().local_main_process_first()
 
 
 def _convert(name: str, path: Path) -> None:

@@ -163,7 +163,8 @@ class RunDir:
 
 class CrashSafeCheckpoints:
     """``Trainer`` mixin: each checkpoint is written under ``checkpoint.partial/``, fsynced and then renamed into place,
-    so every ``checkpoint-N`` is whole; an interrupted or failed save leaves the previous checkpoints as they were."""
+    so every ``checkpoint-N`` is whole; an interrupted or failed save leaves the previous checkpoints as they were.
+    Under several processes the main one clears, fsyncs and renames, each after all have reached that point."""
 
     _staging = False
 
@@ -177,11 +178,15 @@ class CrashSafeCheckpoints:
         run = RunDir(Path(self._get_output_dir(trial)))
         step = self.state.global_step  # type: ignore[attr-defined]
         staging = run.path / STAGING
-        shutil.rmtree(staging, ignore_errors=True)
+        main, accelerator = self.args.should_save, self.accelerator  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()  # staging is empty before any process writes
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
-            if self.args.should_save:  # type: ignore[attr-defined]
+            accelerator.wait_for_everyone()  # every process's files (e.g. its RNG state) are in
+            if main:
                 fsync_tree(staging)
                 shutil.rmtree(run.checkpoint(step), ignore_errors=True)  # an incomplete one an older redit wrote
                 os.replace(staging / run.checkpoint(step).name, run.checkpoint(step))
@@ -191,8 +196,8 @@ class CrashSafeCheckpoints:
             raise _save_error(run, step, error) from error
         finally:
             self._staging = False
-        shutil.rmtree(staging, ignore_errors=True)
-        if self.args.should_save:  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
             rotate_checkpoints(str(run.path), self.args.save_total_limit)  # type: ignore[attr-defined]
 
 
