@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install install-real demo test lint bench install-verl test-verl
+.PHONY: install install-real demo test test-e2e lint bench install-verl test-verl
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,12 @@ $(VENV)/.installed-real: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/redit compare
 
-test: install-real
-	$(PY) -m pytest -q
+test: install
+	$(PY) -m pytest -q -m "not e2e"
+
+# minutes-long end to end runs: the real pretrained model (converted once into the redit cache), 2-process launches
+test-e2e: install-real
+	$(PY) -m pytest -q -m e2e
 
 lint: install
 	$(VENV)/bin/ruff check .
