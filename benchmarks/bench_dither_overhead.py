@@ -1,13 +1,15 @@
-"""Overhead of ReDit on a TRL GRPO step: plain TRL with the raw reward vs the same reward wrapped by ``ReditRewards``.
+"""Overhead of ReDit on a TRL GRPO step: TRL's ``GRPOTrainer`` vs ``ReditGRPOTrainer`` (faithful noise, σ 0.05).
 
-Both trainers are built in this one process on copies of the same tiny model (the ``tiny-cpu`` preset's warm-started
-model, cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the preset's, at learning rate 0 so that both
-models stay the same and generate alike: the optimizer step still runs). They train in alternating blocks (A B B A ...)
+Both trainers are built in this one process on copies of the same model (``--model tiny``: the ``tiny-cpu`` preset's
+warm-started model; ``--model smollm2-135m-instruct``: the real pretrained model, bf16, on one-digit arithmetic with
+chat prompts; both cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the tiny preset's, at learning
+rate 0 so that both models stay the same and generate alike: the optimizer step still runs). They train in alternating blocks (A B B A ...)
 so that machine drift hits both alike; the first step of each block is dropped (warm-up) and a step is timed from
 ``on_step_begin`` to ``on_step_end`` (generation, rewards, forward/backward, optimizer). Also times the wrapper alone:
-one call of the wrapped reward vs the raw reward on 64 completions (dithering, clean-metric logging, group stats).
+one call of the ``ReditRewards``-wrapped reward vs the raw reward on 64 completions (for users of the wrapper).
 
     python benchmarks/bench_dither_overhead.py [--steps 6] [--repeats 16] [--calls 2000]
+    python benchmarks/bench_dither_overhead.py --model smollm2-135m-instruct --steps 3 --repeats 4
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def build(model_path: str, reward_funcs: list[Callable[..., Any]], callbacks: list[Any], steps: int, out: str) -> Any:
+def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps: int, out: str) -> Any:
+    """A ``GRPOTrainer`` (``redit``: a ``ReditGRPOTrainer`` with faithful noise) on the model in ``model_path``."""
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from redit.dither import DitherConfig
+    from redit.integrations.trl_trainer import ReditGRPOTrainer
     from redit.presets import TINY_TRAIN
+    from redit.rewards import get_reward
     from redit.tasks import load_task
 
     preset = TINY_TRAIN["training"]
@@ -68,14 +75,17 @@ def build(model_path: str, reward_funcs: list[Callable[..., Any]], callbacks: li
         bf16=False,
         seed=0,
     )
-    data: Dataset = load_task("arithmetic", None, conversational=False, **TINY_TRAIN["data"]["params"])
-    trainer = GRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_path),
-        reward_funcs=reward_funcs,
+    params = {"digits": 1, "operators": "+-*"} if real else TINY_TRAIN["data"]["params"]
+    data: Dataset = load_task("arithmetic", None, conversational=real, **params)
+    extra = {"dither": DitherConfig(sigma=0.05, seed=0)} if redit else {}
+    trainer = (ReditGRPOTrainer if redit else GRPOTrainer)(
+        model=AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if real else torch.float32),
+        reward_funcs=[get_reward("last_number" if real else "exact_answer")],
         args=args,
         train_dataset=data,
         processing_class=AutoTokenizer.from_pretrained(model_path),
         callbacks=callbacks,
+        **extra,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -120,6 +130,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per block (the first is dropped)")
     parser.add_argument("--repeats", type=int, default=16, help="blocks per variant")
     parser.add_argument("--calls", type=int, default=2000, help="wrapper microbenchmark calls per round")
+    parser.add_argument("--model", default="tiny", choices=["tiny", "smollm2-135m-instruct"], help="model to time")
     options = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -127,11 +138,8 @@ def main() -> None:
     import torch
 
     from redit.config import load_config
-    from redit.dither import DitherConfig
-    from redit.integrations.trl import ReditRewards
-    from redit.models import resolve_model
+    from redit.models import pretrained_path, resolve_model
     from redit.presets import TINY_TRAIN
-    from redit.rewards import get_reward
 
     raw_us, wrapped_us = wrapper_overhead_us(options.calls)
     print(
@@ -139,15 +147,13 @@ def main() -> None:
         f"(overhead {wrapped_us - raw_us:.1f} µs/call)"
     )
 
+    real = options.model != "tiny"
     config = load_config(None, ["--output_dir=unused"], default=TINY_TRAIN)
-    model_path = resolve_model(config.model, config.data)
-    raw = get_reward("exact_answer")
-    redit = ReditRewards([raw], DitherConfig(sigma=0.05, seed=0))
+    model_path = pretrained_path(options.model) if real else resolve_model(config.model, config.data)
     timers = {"vanilla": StepTimer(), "redit": StepTimer()}
     with tempfile.TemporaryDirectory() as out:
         trainers = {
-            "vanilla": build(model_path, [raw], [timers["vanilla"]], options.steps, out),
-            "redit": build(model_path, redit.reward_funcs, [redit.callback, timers["redit"]], options.steps, out),
+            name: build(model_path, real, name == "redit", [timers[name]], options.steps, out) for name in timers
         }
         torch.manual_seed(0)
         block_ratios = []
@@ -174,9 +180,8 @@ def main() -> None:
         f"{statistics.median(block_ratios):.4f} median of adjacent-block ratios, "
         f"{fastest['redit'] / fastest['vanilla']:.4f} of fastest steps (least disturbed by other load)"
     )
-    # one reward call per step here (one generation batch, one reward function)
     print(
-        f"wrapper overhead as a share of the fastest vanilla step: "
+        f"ReditRewards wrapper overhead (one reward call per step) as a share of the fastest vanilla step: "
         f"{(wrapped_us - raw_us) * 1e-6 / fastest['vanilla']:.3%}"
     )
 

@@ -96,9 +96,10 @@ def test_dither_max_steps_follows_training_unless_given() -> None:
         (["--model.lora.lora_dropout=1.5"], r"model.lora.lora_dropout: expected a value < 1(.0)?, got 1.5"),
         (["--model.name_or_path=x"], r"model.warm_start applies to tiny models only"),
         (
-            ["--dither.mode=std_floor"],
-            r"dither.mode=std_floor normalises groups itself: set training.scale_rewards=none",
+            ["--dither.mode=std_floor", "--training.scale_rewards=none"],
+            r"dither.mode=std_floor replaces GRPO's group scaling: set training.scale_rewards=group",
         ),
+        (["--model.name_or_path=smollm", "--model.warm_start=null"], r"neither a folder, a hub id .* alias"),
     ],
 )
 def test_bad_input_names_the_field(overrides: list[str], message: str) -> None:
@@ -156,8 +157,9 @@ def test_ratio_without_r_max_fails_before_training() -> None:
         f"--rewards=[{{name: '{__name__}:unbounded', max_reward: 2}}]", "--dither.sigma=null", "--dither.ratio=0.05"
     )
     from redit.config import build_rewards
+    from redit.rewards.base import max_reward_of
 
-    assert build_rewards(with_max).max_rewards == [2.0]
+    assert [max_reward_of(fn) for fn in build_rewards(with_max)] == [2.0]
 
 
 def test_unknown_or_uncallable_reward_fails_before_training() -> None:

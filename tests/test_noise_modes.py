@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ import torch
 
 from redit.advantages import CONVENTIONS, Groups, adaptive_sigma, grpo, mode_advantages
 from redit.dither import Dither, DitherConfig
-from redit.integrations.trl import ReditRewards
 
 TRL = CONVENTIONS["trl"]
 # three groups of 4: all-equal (noise only), one correct, two correct
@@ -99,86 +97,3 @@ def test_adaptive_sigma_formula_bounds_and_reproducibility() -> None:
 def test_bad_mode_settings_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         DitherConfig(sigma=0.1, **kwargs)
-
-
-def correct(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
-    return [float(c == "ok") for c in completions]
-
-
-def fmt(prompts: list[str], completions: list[str], **_: Any) -> list[float]:
-    return [0.5 * len(c) for c in completions]
-
-
-def bound(redit: ReditRewards, scale_rewards: str = "none", weights: list[float] | None = None) -> dict[str, float]:
-    logs: dict[str, float] = {}
-    args = SimpleNamespace(
-        process_index=0,
-        reward_weights=weights,
-        num_generations=4,
-        multi_objective_aggregation="sum_then_normalize",
-        scale_rewards=scale_rewards,
-        per_device_train_batch_size=12,
-        steps_per_generation=1,
-    )
-    redit.callback.on_init_end(args, SimpleNamespace(global_step=0), None, model=SimpleNamespace(training=True))
-    return logs
-
-
-COMPLETIONS = ["ok"] * 4 + ["ok", "no", "no", "no"] + ["ok", "ok", "no", "no"]
-PROMPTS = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
-
-
-@pytest.mark.parametrize("granularity", ["per_function", "total"])
-@pytest.mark.parametrize("mode", ["std_floor", "flat_only"])
-def test_trl_path_hands_trl_redit_advantages(mode: str, granularity: str) -> None:
-    """TRL with scale_rewards='none' computes total - group mean; with the shaped outputs that is our advantage."""
-    config = DitherConfig(sigma=0.05, mode=mode, std_floor=0.4, granularity=granularity)
-    redit = ReditRewards([fmt, correct], config)
-    weights = [0.5, 2.0]
-    logs = bound(redit, weights=weights)
-    kwargs = {"trainer_state": SimpleNamespace(global_step=5), "log_metric": logs.__setitem__}
-    outs = [torch.tensor(fn(prompts=PROMPTS, completions=COMPLETIONS, **kwargs)) for fn in redit.reward_funcs]
-    total = weights[0] * outs[0] + weights[1] * outs[1]
-    trl_advantages = total - total.view(3, 4).mean(dim=1).repeat_interleave(4)
-    clean_total = torch.tensor([weights[0] * 0.5 * len(c) + weights[1] * (c == "ok") for c in COMPLETIONS])
-    if granularity == "per_function":
-        noise = sum(w * Dither(config).noise(12, 5, (0, 0, i)) for i, w in enumerate(weights))
-    else:
-        noise = Dither(config).noise(12, 5, (0, 0, len(weights)))
-    expected = mode_advantages(
-        clean_total.double(), noise.double(), Groups.from_ids(PROMPTS, 12), TRL, config, redit.sigma_total(5)
-    )
-    torch.testing.assert_close(trl_advantages, expected.float(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(outs[0], torch.tensor([0.5 * len(c) for c in COMPLETIONS]))  # others stay clean
-    assert logs["redit/reward_clean"] == pytest.approx(clean_total.mean().item())
-
-
-def test_trl_path_adaptive_sigma_is_logged_within_bounds() -> None:
-    adaptive = {"target": 0.1, "sigma_min": 0.01, "sigma_max": 0.3}
-    redit = ReditRewards([correct], DitherConfig(sigma=0.05, mode="std_floor", adaptive=adaptive))
-    logs = bound(redit)
-    kwargs = {"trainer_state": SimpleNamespace(global_step=2), "log_metric": logs.__setitem__}
-    redit.reward_funcs[0](prompts=PROMPTS, completions=COMPLETIONS, **kwargs)
-    assert 0.01 <= logs["redit/sigma"] <= 0.3
-    clean = torch.tensor([float(c == "ok") for c in COMPLETIONS], dtype=torch.float64)
-    config = redit.dither.config
-    assert logs["redit/sigma"] == pytest.approx(adaptive_sigma(clean, Groups.from_ids(PROMPTS, 12), TRL, config))
-
-
-def test_trl_path_refuses_trl_settings_that_would_undo_the_mode() -> None:
-    with pytest.raises(ValueError, match="set training.scale_rewards=none"):
-        bound(ReditRewards([correct], DitherConfig(sigma=0.05, mode="std_floor")), scale_rewards="group")
-    with pytest.raises(ValueError, match="last reward, whose weight is 0"):
-        bound(ReditRewards([fmt, correct], DitherConfig(sigma=0.05, mode="flat_only")), weights=[1.0, 0.0])
-
-
-def test_run_config_sets_and_checks_scale_rewards_for_modes(tmp_path: Any) -> None:
-    from redit.config import load_config
-    from redit.presets import TINY_TRAIN
-    from redit.train import grpo_args
-
-    base = [f"--output_dir={tmp_path}", "--dither.mode=std_floor"]
-    with pytest.raises(ValueError, match="set training.scale_rewards=none"):
-        load_config(None, base, default=TINY_TRAIN)  # the preset asks for group scaling
-    config = load_config(None, [*base, "--training.scale_rewards=none"], default=TINY_TRAIN)
-    assert grpo_args(config).scale_rewards == "none"

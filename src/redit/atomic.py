@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,9 +112,15 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 
 def append_line(path: str | Path, record: dict[str, Any]) -> None:
     """Append ``record`` as one JSON line, durable when this returns."""
+    append_lines(path, [record])
+
+
+def append_lines(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append ``records`` as JSON lines in one write, durable when this returns (a crash leaves at most a torn last
+    line, which :func:`read_jsonl` skips)."""
     try:
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write("".join(json.dumps(record) + "\n" for record in records))
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:

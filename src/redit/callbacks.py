@@ -17,8 +17,8 @@ from redit.rewards.base import max_reward_of
 METRIC_KEYS = {
     "loss": "loss",
     "grad_norm": "grad_norm",
-    "reward_clean": "redit/reward_clean",
-    "frac_zero_std_clean": "redit/frac_zero_std_clean",
+    "reward_clean": "reward",  # ReditGRPOTrainer leaves TRL's reward metrics clean
+    "frac_zero_std_clean": "frac_reward_zero_std",
     "sigma": "redit/sigma",
     "kl": "kl",
     "entropy": "entropy",
@@ -33,12 +33,9 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-class MetricsJsonl(TrainerCallback):
-    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step).
-
-    Each line is fsynced before the trainer goes on, so a checkpoint is never ahead of the rows; a resumed run first
-    drops the rows past its checkpoint (it re-does those steps), so its file equals the uninterrupted run's.
-    """
+class TruncateOnResume(TrainerCallback):
+    """Keeps a JSONL log with a ``step`` per record consistent with a resumed run: the records past its checkpoint
+    are dropped (it re-does those steps), so the file equals the uninterrupted run's."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -46,6 +43,13 @@ class MetricsJsonl(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if args.process_index == 0:
             truncate_jsonl(self.path, state.global_step)
+
+
+class MetricsJsonl(TruncateOnResume):
+    """Appends one JSON record per training log (use ``logging_steps=1`` for one per step).
+
+    Each line is fsynced before the trainer goes on, so a checkpoint is never ahead of the rows.
+    """
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
         if args.process_index != 0 or not logs or "loss" not in logs:
@@ -58,8 +62,11 @@ class MetricsJsonl(TrainerCallback):
 class HeldoutEval(TrainerCallback):
     """Held-out accuracy every ``every`` steps (and at steps 0 and the end): greedy and sampled pass@1 over ``k``.
 
-    A completion is correct when ``reward_fn`` gives it the reward's maximum. A resumed run keeps the rows up to its
-    checkpoint and adds none at the step it resumes from, so its rows equal the uninterrupted run's.
+    A completion is correct when ``reward_fn`` gives it the reward's maximum. Every process takes part (a sharded
+    model, FSDP or ZeRO-3, generates only when all do): each generates for its share of the prompts, padded to the
+    same number of batches, with ``synced_gpus``; the counts are summed and process 0 writes the record. A resumed
+    run keeps the rows up to its checkpoint and adds none at the step it resumes from, so its rows equal the
+    uninterrupted run's.
     """
 
     def __init__(
@@ -82,42 +89,58 @@ class HeldoutEval(TrainerCallback):
         self.target = max_reward_of(reward_fn) or 1.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
-        if args.process_index != 0:
-            return
-        truncate_jsonl(self.path, state.global_step)
+        if args.process_index == 0:
+            truncate_jsonl(self.path, state.global_step)
+        # the same answer on every process (truncation keeps step 0's row), so all take part in the evaluation or none
         if state.global_step == 0 and not any(r["step"] == 0 for r in read_jsonl(self.path)):
-            self._evaluate(model, 0, args.seed)
+            self._evaluate(model, 0, args)
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
         step = state.global_step
-        if args.process_index == 0 and (step % self.every == 0 or step == state.max_steps):
-            self._evaluate(model, step, args.seed)
+        if step % self.every == 0 or step == state.max_steps:
+            self._evaluate(model, step, args)
 
-    def accuracy(self, model: Any, sample: bool, seed: int) -> float:
-        """Fraction of held-out prompts answered correctly (sampled: mean over ``k`` samples per prompt)."""
+    def accuracy(self, model: Any, sample: bool, seed: int, rank: int = 0, world: int = 1) -> float:
+        """Fraction of held-out prompts answered correctly (sampled: mean over ``k`` samples per prompt), with
+        process ``rank`` of ``world`` generating for prompts ``rank, rank + world, ...``."""
         repeats = self.k if sample else 1
+        share = math.ceil(len(self.prompts) / world)
+        mine = list(range(rank, len(self.prompts), world))
+        counted = len(mine)
+        mine += [0] * (share - counted)  # padding, not counted: every process runs the same generate calls
         correct = 0.0
-        for start in range(0, len(self.prompts), self.batch_size):
-            prompts = self.prompts[start : start + self.batch_size]
-            completions = self._generate(model, prompts, sample, repeats, seed + start)
-            answers = [a for a in self.answers[start : start + self.batch_size] for _ in range(repeats)]
+        for start in range(0, share, self.batch_size):
+            chunk = mine[start : start + self.batch_size]
+            prompts = [self.prompts[i] for i in chunk]
+            completions = self._generate(model, prompts, sample, repeats, seed + rank * share + start, world > 1)
             rewards = self.reward_fn(
-                prompts=[p for p in prompts for _ in range(repeats)], completions=completions, answer=answers
+                prompts=[p for p in prompts for _ in range(repeats)],
+                completions=completions,
+                answer=[self.answers[i] for i in chunk for _ in range(repeats)],
             )
-            correct += sum(float(r is not None and r >= self.target - 1e-9) for r in rewards)
+            hits = [float(r is not None and r >= self.target - 1e-9) for r in rewards]
+            correct += sum(hits[: max(0, min(len(chunk), counted - start)) * repeats])
+        if world > 1:
+            from accelerate.utils import reduce
+
+            correct = reduce(torch.tensor(correct, device=model.device), reduction="sum").item()
         return correct / (len(self.prompts) * repeats)
 
-    def _evaluate(self, model: Any, step: int, seed: int) -> None:
+    def _evaluate(self, model: Any, step: int, args: Any) -> None:
+        shard = {"seed": args.seed, "rank": args.process_index, "world": args.world_size}
         record = {
             "step": step,
-            "accuracy_greedy": self.accuracy(model, sample=False, seed=seed),
-            "accuracy_sampled": self.accuracy(model, sample=True, seed=seed),
+            "accuracy_greedy": self.accuracy(model, sample=False, **shard),
+            "accuracy_sampled": self.accuracy(model, sample=True, **shard),
             "k": self.k,
         }
-        append_line(self.path, record)
+        if args.process_index == 0:
+            append_line(self.path, record)
 
     @torch.no_grad()
-    def _generate(self, model: Any, prompts: list[Any], sample: bool, repeats: int, seed: int) -> list[str]:
+    def _generate(
+        self, model: Any, prompts: list[Any], sample: bool, repeats: int, seed: int, synced: bool = False
+    ) -> list[str]:
         was_training = model.training
         model.eval()
         texts = [
@@ -137,6 +160,7 @@ class HeldoutEval(TrainerCallback):
                 num_return_sequences=repeats,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
+                synced_gpus=synced,
             )
         model.train(was_training)
         return self.tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -257,22 +257,33 @@ def _run_errors(config: RunConfig) -> list[str]:
     training, dither = config.training, config.dither
     weights = [spec.weight for spec in config.rewards]
     errors = []
-    if dither is not None and dither.shapes_advantages and training.get("scale_rewards", "none") != "none":
-        errors.append(
-            f"dither.mode={dither.mode} normalises groups itself: set training.scale_rewards=none (or leave it out)"
-        )
     if "reward_weights" in training and list(training["reward_weights"]) != weights:
         errors.append("training.reward_weights conflicts with rewards[].weight: set weights in rewards only")
     if config.model.warm_start is not None and config.model.name_or_path is not None:
         errors.append("model.warm_start applies to tiny models only; drop it or model.name_or_path")
+    if config.model.name_or_path is not None:
+        from redit.models import check_model_name
+
+        try:
+            check_model_name(config.model.name_or_path)
+        except ValueError as error:
+            errors.append(str(error))
     if errors:
         return errors
     try:
         with warnings.catch_warnings():  # TRL's deprecation notices come once, when the trainer is built
             warnings.simplefilter("ignore")
-            grpo_args(config)
+            args = grpo_args(config)
     except (ValueError, TypeError, ImportError) as error:
         errors.append(f"training: {error}")
+    else:
+        from redit.integrations.trl_trainer import check_settings, check_trl_version
+
+        try:
+            check_trl_version()
+            check_settings(args, dither)
+        except ValueError as error:
+            errors.append(str(error))
     try:
         build_rewards(config)
     except (ValueError, TypeError) as error:
@@ -290,13 +301,14 @@ def grpo_args(config: RunConfig) -> Any:
     defaults: dict[str, Any] = {"logging_steps": 1, "report_to": ["tensorboard"], "save_steps": 100}
     if not torch.cuda.is_available():
         defaults |= CPU_TRAINING_DEFAULTS
-    if config.dither is not None and config.dither.shapes_advantages:
-        training["scale_rewards"] = "none"  # TRL only subtracts the (zero) group mean of redit's advantages
     return GRPOConfig(output_dir=config.output_dir, **(defaults | training | {"reward_weights": weights}))
 
 
-def build_rewards(config: RunConfig) -> Any:
-    """The run's reward functions wrapped for ReDit (checks maxima against the dither settings)."""
-    from redit.integrations.trl import ReditRewards
+def build_rewards(config: RunConfig) -> list[Any]:
+    """The run's reward functions (checks their maxima against the dither settings)."""
+    from redit.integrations.trl import check_maxima
+    from redit.rewards.base import max_reward_of, reward_name
 
-    return ReditRewards([spec.function() for spec in config.rewards], config.dither)
+    rewards = [spec.function() for spec in config.rewards]
+    check_maxima(config.dither, [reward_name(fn) for fn in rewards], [max_reward_of(fn) for fn in rewards])
+    return rewards

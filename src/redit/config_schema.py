@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from redit.rewards.base import is_async
+
 STRICT = ConfigDict(strict=True, extra="forbid")
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -187,10 +189,17 @@ class RewardSpec(Section):
         fn = reward_function(self.name)
         if self.max_reward is None:
             return fn
+        if is_async(fn):
 
-        @functools.wraps(fn)
-        def with_max(*args: Any, **kwargs: Any) -> Any:
-            return fn(*args, **kwargs)
+            @functools.wraps(fn)
+            async def with_max(*args: Any, **kwargs: Any) -> Any:
+                return await fn(*args, **kwargs)
+
+        else:
+
+            @functools.wraps(fn)
+            def with_max(*args: Any, **kwargs: Any) -> Any:
+                return fn(*args, **kwargs)
 
         with_max.max_reward = float(self.max_reward)  # type: ignore[attr-defined]
         return with_max

@@ -25,6 +25,7 @@ from redit.atomic import check_writable, fsync_dir, fsync_tree, write_atomic
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 EVALS = "eval.jsonl"
+COMPLETIONS = "completions.jsonl"
 TENSORBOARD = "tensorboard"
 FINAL = "final"
 DONE = "DONE"
@@ -32,7 +33,7 @@ ERROR = "error.txt"
 STAGING = "checkpoint.partial"
 MODEL_CARD = "README.md"  # TRL writes one next to the checkpoints
 TRAINER_STATE = "trainer_state.json"  # transformers writes it last into a checkpoint
-RUN_ENTRIES = frozenset({CONFIG, METRICS, EVALS, TENSORBOARD, FINAL, DONE, ERROR, STAGING, MODEL_CARD})
+RUN_ENTRIES = frozenset({CONFIG, METRICS, EVALS, COMPLETIONS, TENSORBOARD, FINAL, DONE, ERROR, STAGING, MODEL_CARD})
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 _TEMP = re.compile(r"\..+\.tmp")  # redit.atomic's temp files, left only by a crash
 _SEED = re.compile(r"seed(\d+)")
@@ -56,6 +57,10 @@ class RunDir:
     @property
     def evals(self) -> Path:
         return self.path / EVALS
+
+    @property
+    def completions(self) -> Path:
+        return self.path / COMPLETIONS
 
     @property
     def tensorboard(self) -> Path:
@@ -158,7 +163,8 @@ class RunDir:
 
 class CrashSafeCheckpoints:
     """``Trainer`` mixin: each checkpoint is written under ``checkpoint.partial/``, fsynced and then renamed into place,
-    so every ``checkpoint-N`` is whole; an interrupted or failed save leaves the previous checkpoints as they were."""
+    so every ``checkpoint-N`` is whole; an interrupted or failed save leaves the previous checkpoints as they were.
+    Under several processes the main one clears, fsyncs and renames, each after all have reached that point."""
 
     _staging = False
 
@@ -172,11 +178,15 @@ class CrashSafeCheckpoints:
         run = RunDir(Path(self._get_output_dir(trial)))
         step = self.state.global_step  # type: ignore[attr-defined]
         staging = run.path / STAGING
-        shutil.rmtree(staging, ignore_errors=True)
+        main, accelerator = self.args.should_save, self.accelerator  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()  # staging is empty before any process writes
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
-            if self.args.should_save:  # type: ignore[attr-defined]
+            accelerator.wait_for_everyone()  # every process's files (e.g. its RNG state) are in
+            if main:
                 fsync_tree(staging)
                 shutil.rmtree(run.checkpoint(step), ignore_errors=True)  # an incomplete one an older redit wrote
                 os.replace(staging / run.checkpoint(step).name, run.checkpoint(step))
@@ -186,8 +196,8 @@ class CrashSafeCheckpoints:
             raise _save_error(run, step, error) from error
         finally:
             self._staging = False
-        shutil.rmtree(staging, ignore_errors=True)
-        if self.args.should_save:  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
             rotate_checkpoints(str(run.path), self.args.save_total_limit)  # type: ignore[attr-defined]
 
 

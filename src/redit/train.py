@@ -1,8 +1,9 @@
 """``redit train``: one GRPO run on TRL's ``GRPOTrainer``, with or without ReDit, from a YAML config.
 
 Writes the run directory described in :mod:`redit.rundir`: ``config.yaml`` (resolved, noise-relevant TRL settings
-explicit), ``metrics.jsonl`` (one record per step), ``eval.jsonl`` (held-out accuracy), TensorBoard logs,
-crash-safe checkpoints, ``final/`` and ``DONE``.
+explicit), ``metrics.jsonl`` (one record per step), ``completions.jsonl`` (each training completion with its answer,
+clean rewards and advantage, as ``redit score --input`` reads it), ``eval.jsonl`` (held-out accuracy), TensorBoard
+logs, crash-safe checkpoints, ``final/`` and ``DONE``.
 """
 
 from __future__ import annotations
@@ -99,17 +100,17 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> P
 
 
 def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
-    """A ready ``GRPOTrainer`` (ReDit-wrapped rewards, metrics and held-out callbacks) and the resolved config."""
+    """A ready ``ReditGRPOTrainer`` (crash-safe checkpoints, metrics and held-out callbacks) and the resolved config."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.integrations import TensorBoardCallback
-    from trl import GRPOTrainer
 
     from redit.callbacks import MetricsJsonl
+    from redit.integrations.trl_trainer import ReditGRPOTrainer
     from redit.models import resolve_model
     from redit.tasks.prompts import truncate_prompts
 
-    class Trainer(CrashSafeCheckpoints, GRPOTrainer):
-        """TRL's GRPOTrainer whose checkpoints are always whole."""
+    class Trainer(CrashSafeCheckpoints, ReditGRPOTrainer):
+        """redit's GRPOTrainer whose checkpoints are always whole."""
 
     args = grpo_args(config)
     rewards = build_rewards(config)
@@ -119,12 +120,14 @@ def build_trainer(config: RunConfig) -> tuple[Any, dict[str, Any]]:
     train_set = truncate_prompts(train_set, tokenizer, config.data.max_prompt_length)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_dtype(config.model.dtype))
     run = RunDir(Path(config.output_dir))
-    callbacks = [rewards.callback, MetricsJsonl(run.metrics)]
+    callbacks = [MetricsJsonl(run.metrics)]
     if config.eval.every > 0:
         callbacks.append(_heldout(config, tokenizer, args))
     trainer = Trainer(
         model=model,
-        reward_funcs=rewards.reward_funcs,
+        reward_funcs=rewards,
+        dither=config.dither,
+        completions_path=run.completions,
         args=args,
         train_dataset=train_set,
         processing_class=tokenizer,

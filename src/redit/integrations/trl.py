@@ -14,10 +14,15 @@ weights, the group size and whether the model is training: evaluation rewards st
 
 Noise of one call is keyed by ``(step, call within step, rank, function)``: reproducible, different on every rank,
 and identical after resuming from a checkpoint.
+
+The wrappers add the paper's (``faithful``) noise only and call each function synchronously. The other noise modes,
+async reward functions and truthful TRL ``reward`` metrics need :class:`redit.integrations.trl_trainer.ReditGRPOTrainer`
+(what ``redit train`` runs).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,9 +30,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from redit.advantages import CONVENTIONS, Groups, adaptive_sigma, mode_advantages
 from redit.dither import Dither, DitherConfig
-from redit.rewards.base import max_reward_of, reward_name
+from redit.rewards.base import is_async, max_reward_of, reward_name
 
 RewardFn = Callable[..., Sequence[float | None]]
 
@@ -55,6 +59,42 @@ def frac_constant_groups(rewards: torch.Tensor, groups: torch.Tensor, atol: floa
     return ((high - low) <= atol).float().mean().item()
 
 
+def max_total(weights: torch.Tensor, max_rewards: Sequence[float | None]) -> float | None:
+    """R_max of the weighted total (positive weights only); ``None`` if a reward declares no maximum."""
+    if any(r is None for r in max_rewards):
+        return None
+    return float(sum(max(float(w), 0.0) * r for w, r in zip(weights, max_rewards)))
+
+
+def sigma_total(dither: Dither, step: int, weights: torch.Tensor, max_rewards: Sequence[float | None]) -> float:
+    """Std of the noise on the weighted total reward at ``step``."""
+    if dither.config.granularity == "total":
+        return dither.sigma(step, max_total(weights, max_rewards))
+    return math.sqrt(
+        sum(float(w) ** 2 * dither.sigma(step, r, i) ** 2 for i, (w, r) in enumerate(zip(weights, max_rewards)))
+    )
+
+
+def total_noise(
+    dither: Dither, n: int, step: int, key: tuple[int, ...], weights: torch.Tensor, max_rewards: Sequence[float | None]
+) -> torch.Tensor:
+    """Noise on the weighted total of ``n`` completions, as the wrapped functions draw it under ``key`` (call, rank):
+    ``Σ w_i ε_i`` with ``ε_i`` keyed by ``(*key, i)`` per function, or one draw keyed by ``(*key, n_functions)``."""
+    if dither.config.granularity == "total":
+        return dither.noise(n, step, (*key, len(max_rewards)), max_total(weights, max_rewards))
+    return sum(w * dither.noise(n, step, (*key, i), r, i) for i, (w, r) in enumerate(zip(weights, max_rewards)))
+
+
+def check_maxima(dither: DitherConfig | None, names: Sequence[str], max_rewards: Sequence[float | None]) -> None:
+    """Ratio scaling needs every reward's maximum."""
+    missing = [name for name, r_max in zip(names, max_rewards) if r_max is None]
+    if dither is not None and dither.sigma is None and missing:
+        raise ValueError(
+            f"dither.ratio scales noise by each reward's maximum, but {missing} declare none: set `max_reward` "
+            "on the function (or in the rewards config), or use dither.sigma"
+        )
+
+
 class _Binding(TrainerCallback):
     """Gives the wrappers what only the trainer knows: model (train/eval mode), rank, weights, group size."""
 
@@ -72,8 +112,6 @@ class _Binding(TrainerCallback):
             weights=args.reward_weights,
             group_size=args.num_generations,
             aggregation=getattr(args, "multi_objective_aggregation", "sum_then_normalize"),
-            scale_rewards=args.scale_rewards,
-            local_batch=args.per_device_train_batch_size * args.steps_per_generation,
         )
 
 
@@ -88,16 +126,22 @@ class ReditRewards:
                 raise TypeError(
                     f"rewards: ReDit wraps reward *functions*; got {fn!r}. Reward models are not supported."
                 )
+        if dither is not None and dither.shapes_advantages:
+            raise ValueError(
+                f"dither.mode={dither.mode} sets the advantages, which a reward cannot: train with "
+                "redit.integrations.trl_trainer.ReditGRPOTrainer (ReditRewards adds the faithful noise only)"
+            )
+        for fn in reward_funcs:
+            if is_async(fn):
+                raise ValueError(
+                    f"reward function '{reward_name(fn)}' is async, but ReditRewards calls rewards synchronously: "
+                    "train with redit.integrations.trl_trainer.ReditGRPOTrainer, which awaits it"
+                )
         self.originals = list(reward_funcs)
         self.names = [reward_name(fn) for fn in reward_funcs]
         self.max_rewards = [max_reward_of(fn) for fn in reward_funcs]
         self.dither = Dither(dither) if dither is not None else None
-        missing = [name for name, r_max in zip(self.names, self.max_rewards) if r_max is None]
-        if dither is not None and dither.sigma is None and missing:
-            raise ValueError(
-                f"dither.ratio scales noise by each reward's maximum, but {missing} declare none: set `max_reward` "
-                "on the function (or in the rewards config), or use dither.sigma"
-            )
+        check_maxima(dither, self.names, self.max_rewards)
         self.reward_funcs = [self._wrap(i) for i in range(len(reward_funcs))]
         self.callback = _Binding(self)
         self._model: Any = None
@@ -114,16 +158,12 @@ class ReditRewards:
         weights: Sequence[float] | None = None,
         group_size: int | None = None,
         aggregation: str = "sum_then_normalize",
-        scale_rewards: str = "group",
-        local_batch: int | None = None,
     ) -> None:
         """Attach trainer facts (the callback calls this when the trainer is built and when training starts)."""
         if weights is not None and len(weights) != len(self.originals):
             raise ValueError(
                 f"training.reward_weights has {len(weights)} values for {len(self.originals)} reward functions"
             )
-        if self.shapes_advantages:
-            _check_shaping(self.dither.config.mode, weights, aggregation, scale_rewards, local_batch, group_size)
         if self.dither is not None and self.dither.config.granularity == "total":
             if aggregation != "sum_then_normalize":
                 raise ValueError(
@@ -134,28 +174,9 @@ class ReditRewards:
         self._model, self._rank, self._group_size = model, rank, group_size
         self._weights = torch.ones(len(self.originals)) if weights is None else torch.tensor(weights, dtype=torch.float)
 
-    @property
-    def shapes_advantages(self) -> bool:
-        """Whether the dither mode computes GRPO's normalisation here (TRL then runs with ``scale_rewards="none"``)."""
-        return self.dither is not None and self.dither.config.shapes_advantages
-
     def sigma_total(self, step: int) -> float:
         """Std of the noise on the weighted total reward at ``step`` (0 without dithering)."""
-        if self.dither is None:
-            return 0.0
-        if self.dither.config.granularity == "total":
-            return self.dither.sigma(step, self._total_max())
-        return math.sqrt(
-            sum(
-                float(w) ** 2 * self.dither.sigma(step, r, i) ** 2
-                for i, (w, r) in enumerate(zip(self._weights, self.max_rewards))
-            )
-        )
-
-    def _total_max(self) -> float | None:
-        if any(r is None for r in self.max_rewards):
-            return None
-        return float(sum(max(float(w), 0.0) * r for w, r in zip(self._weights, self.max_rewards)))
+        return 0.0 if self.dither is None else sigma_total(self.dither, step, self._weights, self.max_rewards)
 
     def _wrap(self, index: int) -> RewardFn:
         def wrapped(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
@@ -171,6 +192,12 @@ class ReditRewards:
         if self._model is None:
             raise RuntimeError("ReditRewards is not bound: pass `callbacks=[redit.callback]` to GRPOTrainer")
         values = self.originals[index](prompts=prompts, completions=completions, **kwargs)
+        if inspect.iscoroutine(values):
+            values.close()
+            raise ValueError(
+                f"reward function '{self.names[index]}' returned a coroutine, which ReditRewards cannot await: "
+                "train with redit.integrations.trl_trainer.ReditGRPOTrainer"
+            )
         clean = _as_tensor(values, len(completions), self.names[index])
         self._clean[index] = clean
         step = int(kwargs["trainer_state"].global_step)
@@ -178,14 +205,11 @@ class ReditRewards:
         if index == 0 and training:
             self._call = (step, self._call[1] + 1 if self._call[0] == step else 0)
         dithering = training and self.dither is not None
-        out = clean + self._noise(index, step, len(completions)) if dithering and not self.shapes_advantages else clean
+        out = clean + self._noise(index, step, len(completions)) if dithering else clean
         if index == len(self.originals) - 1:
-            total = self._clean_total()
             groups = group_ids(prompts, self._group_size or len(prompts))
             sigma = self.sigma_total(step) if dithering else 0.0
-            if dithering and self.shapes_advantages:
-                out, sigma = self._shaped(total, groups, step)
-            self._log(total, groups, sigma, kwargs.get("log_metric"))
+            self._log(self._clean_total(), groups, sigma, kwargs.get("log_metric"))
         return [None if math.isnan(v) else v for v in out.tolist()]
 
     def _clean_total(self) -> torch.Tensor:
@@ -194,28 +218,6 @@ class ReditRewards:
         total[torch.isnan(clean).all(dim=1)] = torch.nan
         return total
 
-    def _shaped(self, total: torch.Tensor, groups: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
-        """The last function's output that makes TRL's weighted total equal redit's advantage (and the σ used).
-
-        TRL (``scale_rewards="none"``) then subtracts the group mean of these totals, which is already 0.
-        """
-        config, n = self.dither.config, len(total)
-        unscorable = torch.isnan(total)
-        clean = total.nan_to_num(0.0).double()
-        grouped = Groups.from_ids(groups, n)
-        key = (self._call[1], self._rank, len(self.originals))
-        if config.adaptive is not None:
-            sigma = adaptive_sigma(clean, grouped, CONVENTIONS["trl"], config)
-            noise = sigma * self.dither.unit(n, step, key)
-        else:
-            sigma = self.sigma_total(step)  # the faithful noise, summed onto the total as TRL would weigh it
-            noise = sum(self._weights[i] * self._noise(i, step, n) for i in range(len(self.originals)))
-        advantages = mode_advantages(clean, noise.double(), grouped, CONVENTIONS["trl"], config, sigma).float()
-        others = (torch.stack(self._clean, dim=1)[:, :-1] * self._weights[:-1]).nansum(dim=1)
-        out = (advantages - others) / self._weights[-1]
-        out[unscorable] = torch.nan
-        return out, sigma
-
     def _noise(self, index: int, step: int, n: int) -> torch.Tensor:
         granularity = self.dither.config.granularity
         key = (self._call[1], self._rank)
@@ -223,8 +225,8 @@ class ReditRewards:
             return self.dither.noise(n, step, (*key, index), self.max_rewards[index], index)
         if index != len(self.originals) - 1:
             return torch.zeros(n)
-        total_noise = self.dither.noise(n, step, (*key, len(self.originals)), self._total_max())
-        return total_noise / self._weights[-1]
+        total_max = max_total(self._weights, self.max_rewards)
+        return self.dither.noise(n, step, (*key, len(self.originals)), total_max) / self._weights[-1]
 
     def _log(
         self, total: torch.Tensor, groups: torch.Tensor, sigma: float, log_metric: Callable[[str, float], None] | None
@@ -253,25 +255,3 @@ def _as_tensor(values: Sequence[float | None], expected: int, name: str) -> torc
     if bad:
         raise ValueError(f"reward function '{name}' returned non-finite values {bad[:3]}; return a number or None")
     return out.float()
-
-
-def _check_shaping(
-    mode: str,
-    weights: Sequence[float] | None,
-    aggregation: str,
-    scale_rewards: str,
-    local_batch: int | None,
-    group_size: int | None,
-) -> None:
-    """A mode that computes the advantage here needs TRL to leave the totals unscaled and groups whole per rank."""
-    if scale_rewards != "none":
-        raise ValueError(f"dither.mode={mode} computes GRPO's normalisation itself: set training.scale_rewards=none")
-    if aggregation != "sum_then_normalize":
-        raise ValueError(f"dither.mode={mode} needs training.multi_objective_aggregation=sum_then_normalize")
-    if weights is not None and weights[-1] == 0:
-        raise ValueError(f"dither.mode={mode} returns the advantage through the last reward, whose weight is 0")
-    if local_batch is not None and group_size and local_batch % group_size:
-        raise ValueError(
-            f"dither.mode={mode} needs whole groups on each process: per_device_train_batch_size x "
-            f"steps_per_generation ({local_batch}) must be a multiple of num_generations ({group_size})"
-        )

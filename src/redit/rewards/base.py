@@ -7,6 +7,7 @@ per completion). To be ratio-scaled by ReDit it declares its maximum with a ``ma
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,11 @@ def max_reward_of(fn: Callable[..., Any]) -> float | None:
     """The declared maximum of a reward function, or ``None``."""
     value = getattr(fn, "max_reward", None)
     return None if value is None else float(value)
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an ``async def`` function, or an object with an async ``__call__``)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def reward_name(fn: Callable[..., Any]) -> str:

@@ -15,6 +15,7 @@ from redit.verify import CORRECT, ERROR, TIMEOUT, check_answers
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _BRACE = re.compile(r"[{}]")
+_INTEGER = re.compile(r"-?\d+")
 
 
 def last_boxed(text: str) -> str | None:
@@ -109,3 +110,10 @@ def r1_format(prompts: list, completions: list, **kwargs: Any) -> list[float]:
 def exact_answer(prompts: list, completions: list, answer: list[str], **_: Any) -> list[float]:
     """1.0 when the completion, stripped of surrounding whitespace, is exactly the gold answer; else 0.0."""
     return [float(completion_text(c).strip() == str(a)) for c, a in zip(completions, answer, strict=True)]
+
+
+@reward(max_reward=1.0)
+def last_number(prompts: list, completions: list, answer: list[str], **_: Any) -> list[float]:
+    """1.0 when the last integer in the completion is the gold answer (``The answer is 7.`` for ``7``); else 0.0."""
+    found = [_INTEGER.findall(completion_text(c)) for c in completions]
+    return [float(bool(f) and f[-1] == str(a).strip()) for f, a in zip(found, answer, strict=True)]
