@@ -13,6 +13,7 @@ removes its directory and answers with one JSON line per job.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -32,11 +33,12 @@ UID_BASE = 2_000_000_000  # + the worker's pid: a uid no account uses and no oth
 RESULT_FD = 3
 # a program is one process with one thread (RLIMIT_NPROC): numerical libraries must not start thread pools
 SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-# imported here so programs can use them even where the Python install is unreadable to their uid
+# imported once by the worker, so each program finds them already loaded
 PRELOAD = (
-    "array bisect builtins cmath collections copy dataclasses datetime decimal enum fractions functools hashlib heapq "
-    "itertools json math operator random re statistics string sys textwrap typing unicodedata"
-).split()
+    "array", "bisect", "builtins", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal", "enum",
+    "fractions", "functools", "hashlib", "heapq", "itertools", "json", "math", "operator", "random", "re",
+    "statistics", "string", "sys", "textwrap", "typing", "unicodedata",
+)  # fmt: skip
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -48,7 +50,7 @@ def _check(result: int, what: str) -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    encode = lambda s: None if s is None else s.encode()  # noqa: E731
+    encode = lambda s: None if s is None else s.encode()
     _check(_libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)), f"mount {target}")
 
 
@@ -184,11 +186,9 @@ def _run(job: dict, nonce: str) -> None:
             except BaseException:  # noqa: BLE001 (sys.exit in a test is a failed test)
                 passed.append(False)
     report = json.dumps({"nonce": nonce, "passed": passed, "error": error}).encode()
-    try:
+    with contextlib.suppress(BaseException):  # output over the cap
         sys.stdout.flush()
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 (output over the cap)
-        pass
     os.write(RESULT_FD, report)
     os._exit(0)
 
