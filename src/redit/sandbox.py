@@ -125,8 +125,9 @@ class CodeSandbox:
     ``workers`` defaults to the available cores; ``timeout`` is the wall-clock seconds per job (program and all its
     tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
     largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
-    directory filesystem, ``output_bytes`` how much of stdout/stderr comes back. ``allow_degraded`` runs even where
-    the OS refuses the strict guards (not root, no namespaces); see ``docs/code.md``.
+    directory filesystem, ``output_bytes`` how much of stdout/stderr comes back. ``allow_degraded`` (default:
+    ``REDIT_CODE_ALLOW_DEGRADED=1``) runs even where the OS refuses the strict guards (not root, no namespaces); see
+    ``docs/code.md``.
     """
 
     workers: int | None = None
@@ -135,7 +136,7 @@ class CodeSandbox:
     file_mb: int = 16
     tmpfs_mb: int = 64
     output_bytes: int = 4096
-    allow_degraded: bool = False
+    allow_degraded: bool = field(default_factory=lambda: os.environ.get("REDIT_CODE_ALLOW_DEGRADED") == "1")
     counts: dict = field(default_factory=lambda: {"ok": 0, "error": 0, "timeout": 0}, init=False)
     _idle: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, init=False, repr=False)
     _all: list[_Worker] = field(default_factory=list, init=False, repr=False)
@@ -240,11 +241,7 @@ def get_sandbox() -> CodeSandbox:
     with _shared_lock:
         if _shared is None:
             workers, timeout = os.environ.get("REDIT_CODE_WORKERS"), os.environ.get("REDIT_CODE_TIMEOUT")
-            _shared = CodeSandbox(
-                workers=int(workers) if workers else None,
-                timeout=float(timeout or 5.0),
-                allow_degraded=os.environ.get("REDIT_CODE_ALLOW_DEGRADED") == "1",
-            )
+            _shared = CodeSandbox(workers=int(workers) if workers else None, timeout=float(timeout or 5.0))
         return _shared
 
 
