@@ -37,9 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=positive_seconds, default=5.0, help="seconds allowed per answer check or program (default 5)"
     )
-    parser.add_argument(
-        "--workers", type=positive_count, default=None, help="checking processes (default: all cores)"
-    )
+    parser.add_argument("--workers", type=positive_count, default=None, help="checking processes (default: all cores)")
     parser.set_defaults(func=run)
 
 
@@ -128,7 +126,9 @@ def _code_sample(module: Any, row: dict[str, Any], where: str) -> tuple[Any, str
     try:
         return completion, module.gold_answer(row)
     except (KeyError, TypeError):
-        raise ValueError(f"{where}: no tests: give the dataset row's test fields or a JSON test spec in 'answer'") from None
+        raise ValueError(
+            f"{where}: no tests: give the dataset row's test fields or a JSON test spec in 'answer'"
+        ) from None
 
 
 def _is_completion(value: Any) -> bool:
@@ -166,7 +166,6 @@ def write_rows(rows: list[dict[str, Any]], scores: dict[str, list[float]], out: 
 def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds: float, startup: float) -> str:
     """A short report: accuracy, mean reward, timeouts, errors, answers per second and the pool's start-up time."""
     from redit.rewards import get_reward
-
     from redit.tasks import task_module
 
     correctness = getattr(task_module(task), "CORRECTNESS_REWARD", f"{task}_correctness")

@@ -1,6 +1,6 @@
 """Code rewards: run the completion's program against the row's tests in the sandbox (:mod:`redit.sandbox`).
 
-The gold ``answer`` of a code row is a JSON test spec (see :func:`test_spec`): ``tests`` (snippets run one by one
+The gold ``answer`` of a code row is a JSON test spec (see :func:`spec_of`): ``tests`` (snippets run one by one
 after the program, in its namespace), optional ``setup`` (run before them) and ``prefix`` (code the program is
 appended to: HumanEval's prompt, which the completion continues). The program is the completion's last fenced code
 block, else the whole completion. Nothing model-written is ever parsed or run in this process except by ``ast``
@@ -44,7 +44,7 @@ def spec_json(tests: list[str], setup: str = "", prefix: str = "") -> str:
     return json.dumps({"tests": list(tests), "setup": setup, "prefix": prefix})
 
 
-def test_spec(answer: str) -> dict[str, Any]:
+def spec_of(answer: str) -> dict[str, Any]:
     """The parsed JSON test spec of a code row (``tests``, ``setup``, ``prefix``), checked for shape."""
     try:
         spec = json.loads(answer)
@@ -71,7 +71,7 @@ def job_of(completion: Any, spec: dict[str, Any]) -> Job | None:
 
 def run_completions(completions: list, answers: list[str], log_metric: Callable | None) -> list[Outcome | None]:
     """Run every completion's program in the sandbox; logs ``code/timeouts`` and ``code/errors``."""
-    jobs = [job_of(c, test_spec(a)) for c, a in zip(completions, answers, strict=True)]
+    jobs = [job_of(c, spec_of(a)) for c, a in zip(completions, answers, strict=True)]
     todo = [job for job in jobs if job is not None]
     outcomes = iter(run_programs(todo) if todo else [])
     results = [None if job is None else next(outcomes) for job in jobs]
