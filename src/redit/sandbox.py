@@ -2,7 +2,7 @@
 
 ``run_programs(jobs)`` runs each :class:`Job` (a program and its tests) and returns one :class:`Outcome` per job; the
 same job twice in a batch runs once. Every program runs in a separate, locked-down process forked by a worker
-(:mod:`redit.sandbox_worker`); the workers run in parallel, one per core by default. Nothing a program does raises
+(:mod:`redit.sandbox_worker`); the workers run in parallel, one per core (+ 2) by default. Nothing a program does raises
 here: a crash, hang, exit or resource exhaustion is an outcome with status ``"error"`` or ``"timeout"``.
 
 ``set_executor(fn)`` (or ``REDIT_CODE_EXECUTOR=module:function``) replaces the local pool by any callable with the
@@ -31,6 +31,7 @@ from redit.verify import available_cores
 Status = Literal["ok", "error", "timeout"]
 STRICT_GUARDS = ("uid", "no-network", "read-only-fs", "tmpfs-boxes")
 _STARTUP_TIMEOUT_S = 60.0
+SPARE_WORKERS = 2  # beyond the cores, so a few hangs in a batch do not leave cores idle
 _GRACE_S = 2.0  # the worker enforces the timeout; the pool kills a worker that is this much later still
 
 
@@ -122,7 +123,7 @@ class _Worker:
 class CodeSandbox:
     """A pool of sandbox workers; ``run`` is thread-safe and returns within about ``timeout`` + 2 s per job.
 
-    ``workers`` defaults to the available cores; ``timeout`` is the wall-clock seconds per job (program and all its
+    ``workers`` defaults to the available cores + 2 (a hang waits at nice 19 on a worker of its own); ``timeout`` is the wall-clock seconds per job (program and all its
     tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
     largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
     directory filesystem, ``output_bytes`` how much of stdout/stderr comes back. ``allow_degraded`` (default:
@@ -146,7 +147,7 @@ class CodeSandbox:
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
-        self.workers = self.workers or available_cores()
+        self.workers = self.workers or available_cores() + SPARE_WORKERS
 
     @property
     def guards(self) -> list[str]:
