@@ -126,7 +126,8 @@ class CodeSandbox:
     ``workers`` defaults to the available cores + 2 (a hang waits at nice 19 on a worker of its own); ``timeout`` is the wall-clock seconds per job (program and all its
     tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
     largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
-    directory filesystem, ``output_bytes`` how much of stdout/stderr comes back. ``allow_degraded`` (default:
+    directory filesystem, ``output_bytes`` how much of stdout/stderr comes back, ``long_run_nice`` the nice value a
+    program still running after 0.1 s drops to (0: none; see ``docs/code.md``). ``allow_degraded`` (default:
     ``REDIT_CODE_ALLOW_DEGRADED=1``) runs even where the OS refuses the strict guards (not root, no namespaces); see
     ``docs/code.md``.
     """
@@ -137,6 +138,7 @@ class CodeSandbox:
     file_mb: int = 16
     tmpfs_mb: int = 64
     output_bytes: int = 4096
+    long_run_nice: int = 19
     allow_degraded: bool = field(default_factory=lambda: os.environ.get("REDIT_CODE_ALLOW_DEGRADED") == "1")
     counts: dict = field(default_factory=lambda: {"ok": 0, "error": 0, "timeout": 0}, init=False)
     _idle: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, init=False, repr=False)
@@ -147,6 +149,8 @@ class CodeSandbox:
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if not 0 <= self.long_run_nice <= 19:
+            raise ValueError(f"long_run_nice must be in 0..19, got {self.long_run_nice}")
         self.workers = self.workers or available_cores() + SPARE_WORKERS
 
     @property
@@ -194,6 +198,7 @@ class CodeSandbox:
             "file_mb": self.file_mb,
             "tmpfs_mb": self.tmpfs_mb,
             "output_bytes": self.output_bytes,
+            "long_run_nice": self.long_run_nice,
         }
         worker = _Worker(config)
         missing = [g for g in STRICT_GUARDS if g not in worker.guards]
@@ -236,13 +241,19 @@ _shared_lock = threading.Lock()
 def get_sandbox() -> CodeSandbox:
     """The process-wide sandbox: created on first use, closed at exit.
 
-    ``REDIT_CODE_WORKERS``, ``REDIT_CODE_TIMEOUT`` (seconds) and ``REDIT_CODE_ALLOW_DEGRADED=1`` override defaults.
+    ``REDIT_CODE_WORKERS``, ``REDIT_CODE_TIMEOUT`` (seconds), ``REDIT_CODE_LONG_RUN_NICE`` and
+    ``REDIT_CODE_ALLOW_DEGRADED=1`` override defaults.
     """
     global _shared
     with _shared_lock:
         if _shared is None:
             workers, timeout = os.environ.get("REDIT_CODE_WORKERS"), os.environ.get("REDIT_CODE_TIMEOUT")
-            _shared = CodeSandbox(workers=int(workers) if workers else None, timeout=float(timeout or 5.0))
+            nice = os.environ.get("REDIT_CODE_LONG_RUN_NICE")
+            _shared = CodeSandbox(
+                workers=int(workers) if workers else None,
+                timeout=float(timeout or 5.0),
+                long_run_nice=int(nice) if nice else 19,
+            )
         return _shared
 
 

@@ -7,7 +7,7 @@ holding the Python install) are hidden behind an empty tmpfs with just the Pytho
 network interface but a down loopback. Each job is then forked into a child that starts a new session, drops to an
 unprivileged uid of its own with no supplementary groups and ``no_new_privs``, and runs under resource limits (address
 space, CPU seconds, file size, one process, open files, no core dumps) in a fresh temp directory with an empty
-environment; stdout/stderr go to capped in-memory files. A program still running after 0.1 s drops to nice 19, so
+environment; stdout/stderr go to capped in-memory files. A program still running after 0.1 s drops to nice 19 (by default), so
 hangs cost the other workers little CPU. The worker kills the child at the wall-clock timeout,
 removes its directory and answers with one JSON line per job.
 """
@@ -32,7 +32,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 UID_BASE = 2_000_000_000  # + the worker's pid: a uid no account uses and no other live worker shares
 RESULT_FD = 3
-DEMOTE_AFTER_S = 0.1  # a program still running after this long runs at the lowest CPU priority (nice 19)
+DEMOTE_AFTER_S = 0.1  # a program still running after this long runs at nice ``long_run_nice`` (0: never)
 # a program is one process with one thread (RLIMIT_NPROC): numerical libraries must not start thread pools
 SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 # imported once by the worker, so each program finds them already loaded
@@ -216,10 +216,11 @@ def run_job(job: dict, config: dict, boxes: str, sequence: int) -> dict:
     os.close(write_end)
     start = time.monotonic()
     pidfd = os.pidfd_open(pid)
-    ready, _, _ = select.select([pidfd], [], [], min(timeout, DEMOTE_AFTER_S))
+    nice = int(config["long_run_nice"])
+    ready, _, _ = select.select([pidfd], [], [], min(timeout, DEMOTE_AFTER_S) if nice else timeout)
     if not ready:  # a long runner (often a hang) yields the CPU to the short programs of other workers
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
         ready, _, _ = select.select([pidfd], [], [], max(0.0, start + timeout - time.monotonic()))
     timed_out = not ready
     if timed_out:
