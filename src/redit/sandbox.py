@@ -127,7 +127,8 @@ class CodeSandbox:
     tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
     largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
     directory filesystem, ``output_bytes`` how much of stdout/stderr comes back, ``long_run_nice`` the nice value a
-    program still running after 0.1 s drops to (0: none; see ``docs/code.md``). ``allow_degraded`` (default:
+    program still running after 0.1 s drops to (default 0: none; 19 lets hangs cost the rest little CPU, but can
+    starve slow honest programs into timeouts where other processes keep the cores busy; see ``docs/code.md``). ``allow_degraded`` (default:
     ``REDIT_CODE_ALLOW_DEGRADED=1``) runs even where the OS refuses the strict guards (not root, no namespaces); see
     ``docs/code.md``.
     """
@@ -138,7 +139,7 @@ class CodeSandbox:
     file_mb: int = 16
     tmpfs_mb: int = 64
     output_bytes: int = 4096
-    long_run_nice: int = 19
+    long_run_nice: int = 0
     allow_degraded: bool = field(default_factory=lambda: os.environ.get("REDIT_CODE_ALLOW_DEGRADED") == "1")
     counts: dict = field(default_factory=lambda: {"ok": 0, "error": 0, "timeout": 0}, init=False)
     _idle: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, init=False, repr=False)
@@ -252,7 +253,7 @@ def get_sandbox() -> CodeSandbox:
             _shared = CodeSandbox(
                 workers=int(workers) if workers else None,
                 timeout=float(timeout or 5.0),
-                long_run_nice=int(nice) if nice else 19,
+                long_run_nice=int(nice) if nice else 0,
             )
         return _shared
 
