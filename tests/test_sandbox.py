@@ -260,6 +260,22 @@ def test_long_runners_can_be_demoted(sandbox: CodeSandbox):
         CodeSandbox(long_run_nice=20)
 
 
+def test_missing_guards_refuse_to_run_unless_degraded_is_allowed(monkeypatch):
+    import redit.sandbox as sandbox_module
+
+    class Unprivileged(sandbox_module._Worker):
+        def __init__(self, config: dict) -> None:
+            super().__init__(config)
+            self.guards = ["rlimits", "session", "empty-env", "capped-output"]  # what a non-root worker reports
+
+    monkeypatch.setattr(sandbox_module, "_Worker", Unprivileged)
+    with pytest.raises(PermissionError, match="cannot enforce uid, no-network, read-only-fs, tmpfs-boxes"):
+        CodeSandbox(workers=1, allow_degraded=False).start()
+    degraded = CodeSandbox(workers=1, allow_degraded=True)
+    assert degraded.guards == ["rlimits", "session", "empty-env", "capped-output"]
+    degraded.close()
+
+
 def test_a_remote_executor_replaces_the_pool():
     seen: list[Job] = []
 

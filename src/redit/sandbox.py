@@ -205,7 +205,7 @@ class CodeSandbox:
         missing = [g for g in STRICT_GUARDS if g not in worker.guards]
         if missing and not self.allow_degraded:
             worker.stop()
-            raise RuntimeError(
+            raise PermissionError(
                 f"the code sandbox cannot enforce {', '.join(missing)} here (it needs root and Linux namespaces); "
                 "run as root, point the reward at a remote sandbox (docs/code.md), or accept weaker isolation with "
                 "REDIT_CODE_ALLOW_DEGRADED=1"
