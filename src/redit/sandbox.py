@@ -2,7 +2,7 @@
 
 ``run_programs(jobs)`` runs each :class:`Job` (a program and its tests) and returns one :class:`Outcome` per job; the
 same job twice in a batch runs once. Every program runs in a separate, locked-down process forked by a worker
-(:mod:`redit.sandbox_worker`); the workers run in parallel, one per core (+ 2) by default. Nothing a program does raises
+(:mod:`redit.sandbox_worker`); the workers run in parallel, 4 per core by default. Nothing a program does raises
 here: a crash, hang, exit or resource exhaustion is an outcome with status ``"error"`` or ``"timeout"``.
 
 ``set_executor(fn)`` (or ``REDIT_CODE_EXECUTOR=module:function``) replaces the local pool by any callable with the
@@ -31,7 +31,6 @@ from redit.verify import available_cores
 Status = Literal["ok", "error", "timeout"]
 STRICT_GUARDS = ("uid", "no-network", "read-only-fs", "tmpfs-boxes")
 _STARTUP_TIMEOUT_S = 60.0
-SPARE_WORKERS = 2  # beyond the cores, so a few hangs in a batch do not leave cores idle
 _GRACE_S = 2.0  # the worker enforces the timeout; the pool kills a worker that is this much later still
 
 
@@ -119,11 +118,18 @@ class _Worker:
         self.proc.wait()
 
 
+def default_workers() -> int:
+    """4 per core (at most 64 beyond the cores): hangs hold workers without idling cores, and a spinning hang gets
+    a share of the CPU, not a whole core. A worker takes about 11 MB."""
+    cores = available_cores()
+    return min(4 * cores, cores + 64)
+
+
 @dataclass
 class CodeSandbox:
     """A pool of sandbox workers; ``run`` is thread-safe and returns within about ``timeout`` + 2 s per job.
 
-    ``workers`` defaults to the available cores + 2 (a hang waits at nice 19 on a worker of its own); ``timeout`` is the wall-clock seconds per job (program and all its
+    ``workers`` defaults to 4 per core (:func:`default_workers`); ``timeout`` is the wall-clock seconds per job (program and all its
     tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
     largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
     directory filesystem, ``output_bytes`` how much of stdout/stderr comes back, ``long_run_nice`` the nice value a
@@ -152,7 +158,7 @@ class CodeSandbox:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
         if not 0 <= self.long_run_nice <= 19:
             raise ValueError(f"long_run_nice must be in 0..19, got {self.long_run_nice}")
-        self.workers = self.workers or available_cores() + SPARE_WORKERS
+        self.workers = self.workers or default_workers()
 
     @property
     def guards(self) -> list[str]:
