@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from redit.rewards.code import code_pass_all, code_pass_fraction, spec_json
-from redit.sandbox import STRICT_GUARDS, CodeSandbox, Job, configure_sandbox, set_executor
+from redit.sandbox import STRICT_GUARDS, CodeSandbox, Job, Outcome, configure_sandbox, set_executor
 
 TIMEOUT = 1.0
 SECRET = "redit-test-secret-4f1c"
@@ -281,7 +281,7 @@ def test_a_remote_executor_replaces_the_pool():
 
     def remote(jobs):
         seen.extend(jobs)
-        return [configure_sandbox.__globals__["Outcome"]("ok", (True,) * len(j.tests)) for j in jobs]
+        return [Outcome("ok", (True,) * len(j.tests)) for j in jobs]
 
     set_executor(remote)
     try:
