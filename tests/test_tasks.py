@@ -81,7 +81,7 @@ def test_parquet_and_folder_with_split(tmp_path: Path):
 
 
 def test_bad_input_errors_name_the_problem(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown task 'chess'; valid tasks: arithmetic, gsm8k, math"):
+    with pytest.raises(ValueError, match="unknown task 'chess'; valid tasks: arithmetic, gsm8k, humaneval, math, mbpp"):
         load_task("chess", "x.jsonl")
     with pytest.raises(FileNotFoundError, match="data file not found: .*missing.jsonl"):
         load_task("gsm8k", str(tmp_path / "missing.jsonl"))

@@ -55,7 +55,7 @@ class MetricsJsonl(TruncateOnResume):
         if args.process_index != 0 or not logs or "loss" not in logs:
             return
         record = {"step": state.global_step} | {k: _finite(logs.get(src)) for k, src in METRIC_KEYS.items()}
-        record |= {k: _finite(v) for k, v in logs.items() if k.startswith(("redit/", "rewards/"))}
+        record |= {k: _finite(v) for k, v in logs.items() if k.startswith(("redit/", "rewards/", "code/", "verify/"))}
         append_line(self.path, record)
 
 

@@ -1,8 +1,10 @@
 """``redit score``: score saved generations with a task's rewards and print a summary.
 
 Each input line is a JSON object with a ``completion`` (text or chat messages) and the gold ``answer``, or a raw
-dataset row (GSM8K ``question``/``answer``, MATH ``problem``/``solution``[/``answer``]), whose reference solution is
-scored as the completion. Each line is written back with its total ``reward`` and per-function ``rewards``.
+dataset row (GSM8K ``question``/``answer``, MATH ``problem``/``solution``[/``answer``], MBPP ``test_list``/``code``,
+HumanEval ``prompt``/``test``/``entry_point``/``canonical_solution``), whose reference solution is scored as the
+completion; a code row's gold is its tests (or a JSON test spec in ``answer``). Each line is written back with its
+total ``reward`` and per-function ``rewards``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, TextIO
 
 from redit.atomic import atomic_file, check_output_file
 
-SCORE_TASKS = ("gsm8k", "math")
+SCORE_TASKS = ("gsm8k", "math", "mbpp", "humaneval")
+CODE_TASKS = ("mbpp", "humaneval")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,11 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="JSONL file to write scored lines to (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument(
-        "--timeout", type=positive_seconds, default=5.0, help="seconds allowed per answer check (default 5)"
+        "--timeout", type=positive_seconds, default=5.0, help="seconds allowed per answer check or program (default 5)"
     )
-    parser.add_argument(
-        "--workers", type=positive_count, default=None, help="answer-checking processes (default: all cores)"
-    )
+    parser.add_argument("--workers", type=positive_count, default=None, help="checking processes (default: all cores)")
     parser.set_defaults(func=run)
 
 
@@ -88,9 +89,11 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 def sample_of(task: str, row: dict[str, Any], where: str) -> tuple[Any, str]:
     """The ``(completion, gold answer)`` of an input row for ``task``; a numeric gold answer counts as its text."""
-    from redit.tasks import gsm8k
+    from redit.tasks import gsm8k, task_module
     from redit.tasks import math as math_task
 
+    if task in CODE_TASKS:
+        return _code_sample(task_module(task), row, where)
     answer = row.get("answer")
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
         row = row | {"answer": str(answer)}
@@ -109,6 +112,24 @@ def sample_of(task: str, row: dict[str, Any], where: str) -> tuple[Any, str]:
     if gold is None:
         raise ValueError(f"{where}: no gold 'answer' field; add 'answer' with the final answer")
     return completion, gold
+
+
+def _code_sample(module: Any, row: dict[str, Any], where: str) -> tuple[Any, str]:
+    completion = row.get("completion", row.get(module.REFERENCE_FIELD))
+    if completion is None:
+        raise ValueError(f"{where}: no 'completion' field (nor a dataset row's {module.REFERENCE_FIELD!r}); add one")
+    if not _is_completion(completion):
+        raise ValueError(
+            f"{where}: 'completion' must be text or a list of chat messages, got {type(completion).__name__}"
+        )
+    if isinstance(row.get("answer"), str):
+        return completion, row["answer"]
+    try:
+        return completion, module.gold_answer(row)
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{where}: no tests: give the dataset row's test fields or a JSON test spec in 'answer'"
+        ) from None
 
 
 def _is_completion(value: Any) -> bool:
@@ -146,8 +167,9 @@ def write_rows(rows: list[dict[str, Any]], scores: dict[str, list[float]], out: 
 def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds: float, startup: float) -> str:
     """A short report: accuracy, mean reward, timeouts, errors, answers per second and the pool's start-up time."""
     from redit.rewards import get_reward
+    from redit.tasks import task_module
 
-    correctness = f"{task}_correctness"
+    correctness = getattr(task_module(task), "CORRECTNESS_REWARD", f"{task}_correctness")
     best = get_reward(correctness).max_reward  # type: ignore[attr-defined]
     values = scores[correctness]
     n = len(values)
@@ -156,8 +178,8 @@ def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds
         f"rows: {n}",
         f"accuracy: {sum(v == best for v in values) / max(n, 1):.4f}",
         f"mean reward: {sum(totals) / max(n, 1):.4f}",
-        f"timeouts: {int(metrics['verify/timeouts'])}",
-        f"errors: {int(metrics['verify/errors'])}",
+        f"timeouts: {int(metrics['verify/timeouts'] + metrics['code/timeouts'])}",
+        f"errors: {int(metrics['verify/errors'] + metrics['code/errors'])}",
         f"answers/s: {n / max(seconds, 1e-9):.1f}",
         f"checker start-up: {startup:.1f} s",
     ]
@@ -166,13 +188,17 @@ def summary(task: str, scores: dict[str, list[float]], metrics: Counter, seconds
 
 def run(args: argparse.Namespace) -> int:
     """Score ``args.input`` and write the scored lines and a summary."""
+    from redit.sandbox import configure_sandbox
     from redit.verify import configure_verifier
 
     if args.output is not None:
         check_output_file(args.output, args.overwrite)  # before the scoring, which can take long
     rows = read_lines(args.input)
     start = time.perf_counter()
-    configure_verifier(workers=args.workers, timeout=args.timeout).start()
+    if args.task in CODE_TASKS:
+        configure_sandbox(workers=args.workers, timeout=args.timeout).start()
+    else:
+        configure_verifier(workers=args.workers, timeout=args.timeout).start()
     startup = time.perf_counter() - start
     start = time.perf_counter()
     scores, metrics = score_rows(args.task, rows, str(args.input))

@@ -20,6 +20,7 @@ from redit.rewards.authors import (
 )
 from redit.rewards.authors_math import math_correctness_authors
 from redit.rewards.base import completion_text, max_reward_of, reward, reward_name
+from redit.rewards.code import code_format, code_pass_all, code_pass_fraction
 from redit.rewards.general import accuracy, exact_answer, last_number, r1_format
 from redit.rewards.gsm8k import gsm8k_correctness, gsm8k_int, gsm8k_soft_format, gsm8k_strict_format, gsm8k_xml_count
 from redit.rewards.math import math_correctness, math_reasoning_steps
@@ -38,6 +39,9 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
         r1_format,
         exact_answer,
         last_number,
+        code_pass_all,
+        code_pass_fraction,
+        code_format,
         # the authors' code exactly, quirks included (see redit.rewards.authors and docs/paper.md)
         gsm8k_correctness_authors,
         gsm8k_correctness_vanilla_authors,

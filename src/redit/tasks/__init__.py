@@ -19,6 +19,8 @@ TASKS: dict[str, str] = {
     "gsm8k": "redit.tasks.gsm8k",
     "math": "redit.tasks.math",
     "arithmetic": "redit.tasks.arithmetic",
+    "mbpp": "redit.tasks.mbpp",
+    "humaneval": "redit.tasks.humaneval",
 }
 
 

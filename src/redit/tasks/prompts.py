@@ -1,4 +1,6 @@
-"""Prompt styles of the ReDit authors' code: GSM8K ``<reasoning>``/``<answer>``, MATH ``\\boxed{}``, R1 ``<think>``.
+"""Prompt styles of the ReDit authors' code: GSM8K ``<reasoning>``/``<answer>``, MATH ``\\boxed{}``, R1 ``<think>``;
+and for code (the authors published no code prompt): ``code`` asks for a fenced Python block, ``raw`` is the question
+as is (HumanEval's prompt, for plain continuation).
 
 ``build_prompt`` returns a conversational prompt (a list of chat messages, rendered by the model's chat template in
 TRL) or, with ``conversational=False``, a plain string: the messages' contents separated by blank lines. The
@@ -39,6 +41,8 @@ GSM8K_AUTHORS_ONE_SHOT = (
 
 MATH_INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
 
+CODE_INSTRUCTION = "Write your solution in Python in a single ```python code block."
+
 R1_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
     "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
@@ -75,6 +79,14 @@ def _r1(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": R1_SYSTEM_PROMPT}, {"role": "user", "content": question}]
 
 
+def _code(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"{question}\n\n{CODE_INSTRUCTION}"}]
+
+
+def _raw(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
+
+
 PROMPT_STYLES = {
     "gsm8k": _gsm8k,
     "gsm8k_oneshot": _gsm8k_oneshot,
@@ -82,6 +94,8 @@ PROMPT_STYLES = {
     "math": _math,
     "math_authors": _math_authors,
     "r1": _r1,
+    "code": _code,
+    "raw": _raw,
 }
 
 
