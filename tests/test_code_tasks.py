@@ -199,7 +199,7 @@ def test_tiny_model_trains_with_the_code_reward(sandbox, tmp_path: Path, monkeyp
     records = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     for record in records:
-        assert record["redit/rewards_clean/code_pass_all"] == 0.0  # a random tiny model writes no working code
+        assert record["rewards/code_pass_all/mean"] == 0.0  # TRL's clean per-function mean: no working code
         assert record["code/errors"] + record["code/timeouts"] >= 0.0
     assert [r["step"] for r in read_jsonl(out / "eval.jsonl")] == [0, 2]
     assert (out / "DONE").exists()
@@ -208,11 +208,13 @@ def test_tiny_model_trains_with_the_code_reward(sandbox, tmp_path: Path, monkeyp
 def test_paper_code_preset_is_valid_and_uses_the_code_rewards(tmp_path: Path):
     from redit.config import build_rewards, parse_config
     from redit.presets import load_preset
+    from redit.rewards import max_reward_of, reward_name
 
     raw = load_preset("paper-code") | {"output_dir": str(tmp_path / "run")}
     raw["training"] = raw["training"] | {"bf16": False, "gradient_checkpointing": False}  # CPU: no bf16
     config = parse_config(raw)
     assert (config.data.task, config.data.eval_path, config.eval.reward) == ("mbpp", "human-eval", "code_pass_all")
-    wrapped = build_rewards(config)
-    assert wrapped.names == ["code_format", "code_pass_all"] and wrapped.max_rewards == [0.5, 1.0]
+    rewards = build_rewards(config)
+    assert [reward_name(fn) for fn in rewards] == ["code_format", "code_pass_all"]
+    assert [max_reward_of(fn) for fn in rewards] == [0.5, 1.0]
     assert config.dither.ratio == 0.05 and config.model.name_or_path == "Qwen/Qwen2.5-7B-Instruct"
