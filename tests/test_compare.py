@@ -66,7 +66,10 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
         ({"seeds": [1, 1]}, r"^spec.seeds: expected distinct integers, got \[1, 1\]$"),
         ({"workers": 0}, r"^spec.workers: expected a value > 0, got 0$"),
         ({"output_dir": ["a"]}, r"^spec.output_dir: expected a path, got \['a'\]$"),
-        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, launcher, resources, base$"),
+        (
+            {"colour": 1},
+            r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, launcher, resources, base$",
+        ),
         ({"launcher": "slurm"}, r"^spec.launcher: expected 'local' or 'ray', got 'slurm'$"),
         ({"resources": {"num_gpus": -1}}, r"^spec.resources.num_gpus: expected a value >= 0.0, got -1$"),
         (

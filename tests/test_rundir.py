@@ -165,6 +165,7 @@ class FakeTrainer:
     ):
         self.args = SimpleNamespace(output_dir=str(out), should_save=True, save_total_limit=limit)
         self.state = SimpleNamespace(global_step=0)
+        self.accelerator = SimpleNamespace(wait_for_everyone=lambda: None)  # one process
         self.fail_at, self.exc = fail_at, exc
 
     def _get_output_dir(self, trial: Any) -> str:

@@ -172,22 +172,27 @@ class CrashSafeCheckpoints:
         run = RunDir(Path(self._get_output_dir(trial)))
         step = self.state.global_step  # type: ignore[attr-defined]
         staging = run.path / STAGING
-        shutil.rmtree(staging, ignore_errors=True)
+        main = self.args.should_save  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()  # type: ignore[attr-defined]  # several processes: each saves its RNG
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
-            if self.args.should_save:  # type: ignore[attr-defined]
+            self.accelerator.wait_for_everyone()  # type: ignore[attr-defined]
+            if main:
                 fsync_tree(staging)
                 shutil.rmtree(run.checkpoint(step), ignore_errors=True)  # an incomplete one an older redit wrote
                 os.replace(staging / run.checkpoint(step).name, run.checkpoint(step))
                 fsync_dir(run.path)
         except Exception as error:
-            shutil.rmtree(staging, ignore_errors=True)
+            if main:
+                shutil.rmtree(staging, ignore_errors=True)
             raise _save_error(run, step, error) from error
         finally:
             self._staging = False
-        shutil.rmtree(staging, ignore_errors=True)
-        if self.args.should_save:  # type: ignore[attr-defined]
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
             rotate_checkpoints(str(run.path), self.args.save_total_limit)  # type: ignore[attr-defined]
 
 

@@ -104,24 +104,19 @@ class RayLauncher:
         task = self.ray.remote(max_retries=0)(_run_task)
         env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
         submitted: dict[Any, tuple[RunRequest, int, float]] = {}
-        for request in pending:
-            path, offset = start_run(experiment, request)
-            options = self.resources[request.arm]
-            threads = max(1, int(options["num_cpus"]) // request.resources.num_processes)
-            log = experiment.log(request.arm, request.seed).resolve()
-            ref = task.options(**options).remote(str(path.resolve()), env | run_env(threads), str(log), os.getcwd())
-            submitted[ref] = (request, offset, time.perf_counter())
         outcomes: list[Outcome] = []
+        waiting: list[Any] = []
         try:
-            waiting = list(submitted)
+            for request in pending:
+                path, offset = start_run(experiment, request)
+                options = self.resources[request.arm]
+                threads = max(1, int(options["num_cpus"]) // request.resources.num_processes)
+                log = str(experiment.log(request.arm, request.seed).resolve())
+                ref = task.options(**options).remote(str(path.resolve()), env | run_env(threads), log, os.getcwd())
+                submitted[ref] = (request, offset, time.perf_counter())
+                waiting.append(ref)
             while waiting:
                 ready, waiting = self.ray.wait(waiting, num_returns=len(waiting), timeout=0.5)
-                for ref in [r for r in waiting if _key(submitted[r][0]) not in progress.running]:
-                    request, offset, _ = submitted[ref]
-                    if _log_size(experiment, request) > offset:  # the task wrote its first line
-                        progress.started(request)
-                        submitted[ref] = (request, offset, time.perf_counter())
-                progress.refresh()
                 for ref in ready:
                     request, offset, start = submitted[ref]
                     if _key(request) not in progress.running:
@@ -129,6 +124,12 @@ class RayLauncher:
                     status = finish_run(experiment, request, offset, self._reason(ref))
                     outcomes.append(Outcome(request, status, time.perf_counter() - start))
                     progress.finished(request, status)
+                for ref in [r for r in waiting if _key(submitted[r][0]) not in progress.running]:
+                    request, offset, _ = submitted[ref]
+                    if _log_size(experiment, request) > offset:  # the task wrote its first line
+                        progress.started(request)
+                        submitted[ref] = (request, offset, time.perf_counter())
+                progress.refresh()
         except BaseException:
             self._cancel(waiting)
             raise

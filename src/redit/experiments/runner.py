@@ -6,7 +6,7 @@ A run is ``python -m redit.experiments.runner REQUEST.json`` whichever launcher 
 ``PR_SET_PDEATHSIG``), so stopping or killing a launcher leaves no trainer behind. A crashed run gets an
 ``error.txt`` whose first line is its error and the others go on. Rerunning skips finished runs (same arm config and
 seed), resumes interrupted ones from their newest complete checkpoint and retries failed ones. A run whose resources
-ask for several processes trains under ``accelerate launch`` (the command execs it, so it too dies with its parent).
+ask for several processes trains under ``torchrun`` (the command execs it, so it too dies with its parent).
 """
 
 from __future__ import annotations
@@ -175,27 +175,26 @@ def die_with_parent(parent: int) -> None:
         sys.exit(f"parent process {parent} is gone")
 
 
-def accelerate_command(request_path: Path, processes: int) -> list[str]:
-    """``accelerate launch`` of this module with ``processes`` processes (one per GPU; CPU processes without one).
-    An ``accelerate config`` default file, if any, supplies the rest (DeepSpeed, FSDP, mixed precision)."""
-    import torch
-
-    device = [] if torch.cuda.is_available() else ["--cpu"]
-    launch = ["-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1", *device]
+def distributed_command(request_path: Path, processes: int) -> list[str]:
+    """This module under ``torchrun`` (the launcher ``accelerate launch`` uses for several GPUs) with ``processes``
+    processes on this node: one per GPU, or CPU processes (gloo) without GPUs. DeepSpeed and FSDP come from the
+    run's own ``training.deepspeed`` / ``training.fsdp`` settings, as with any Trainer under torchrun."""
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", str(processes)]
     return [sys.executable, *launch, "--module", "redit.experiments.runner", str(request_path)]
 
 
 def _run_one(request_path: Path) -> None:
-    """A run's process: train it, resuming it if it was interrupted; several processes exec ``accelerate launch``
-    (which runs this again once per process, all told the same resume decision)."""
+    """A run's process: train it, resuming it if it was interrupted; several processes exec ``torchrun``, which
+    runs this again once per process, each told the outer process's resume decision (and so never launching again)."""
     if PARENT_ENV in os.environ:
         die_with_parent(int(os.environ.pop(PARENT_ENV)))
     payload = json.loads(request_path.read_text())
     request = RunRequest(payload["arm"], payload["seed"], payload["raw"], Resources(**payload.get("resources", {})))
+    launched = RESUME_ENV in os.environ  # by the distributed launcher
     resume = os.environ.get(RESUME_ENV, str(int(run_dir(request).config.exists()))) == "1"
     processes = request.resources.num_processes
-    if processes > 1 and "LOCAL_RANK" not in os.environ:
-        command = accelerate_command(request_path, processes)
+    if processes > 1 and not launched:
+        command = distributed_command(request_path, processes)
         os.execve(command[0], command, os.environ | {RESUME_ENV: str(int(resume))})  # keeps PR_SET_PDEATHSIG
     import torch
 

@@ -12,7 +12,7 @@ arms:
   vanilla: {dither: off}
   redit-gaussian: {dither: {distribution: gaussian, ratio: 0.05}}
   redit-no-std: {dither: {sigma: 0.1}, training: {scale_rewards: none}}
-  redit-8gpu: {dither: {sigma: 0.1}, resources: {num_gpus: 8}}   # one run on 8 GPUs (accelerate launch)
+  redit-8gpu: {dither: {sigma: 0.1}, resources: {num_gpus: 8}}   # one run on 8 GPUs (torchrun)
 ```
 
 Arms share seeds pairwise: seed ``s`` sets ``training.seed`` (data order, sampling) and ``dither.seed`` in every arm,
@@ -46,7 +46,7 @@ from redit.rundir import ExperimentDir
 
 class Resources(BaseModel):
     """What one run of an arm needs: Ray schedules it on a node that has them; ``processes`` > 1 trains it under
-    ``accelerate launch`` with that many processes (on either launcher)."""
+    ``torchrun`` with that many processes (on either launcher)."""
 
     model_config = STRICT
 
