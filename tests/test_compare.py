@@ -8,29 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_matrix import ARMS, BROKEN, tiny_spec
 
 from redit.cli import main
 from redit.experiments.runner import run_matrix
-from redit.experiments.spec import deep_merge, parse_spec
-from redit.presets import load_preset
-
-
-def tiny_spec(out: Path, arms: dict | None = None, seeds: int = 2) -> dict:
-    """The embedded default shrunk to seconds: 2 steps, a 5-step warm start, 16 held-out problems."""
-    spec = load_preset("compare-tiny")
-    spec["base"] = deep_merge(
-        spec["base"],
-        {
-            "model": {
-                "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1},
-                "warm_start": {"steps": 5},
-            },
-            "training": {"max_steps": 2, "per_device_train_batch_size": 16, "save_steps": 1},
-            "eval": {"every": 1, "limit": 16, "k": 2},
-        },
-    )
-    spec["arms"] = arms or {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}}}
-    return spec | {"output_dir": str(out), "seeds": seeds, "workers": 2}
+from redit.experiments.spec import parse_spec
 
 
 def test_arms_share_seeds_pairwise(tmp_path: Path) -> None:
@@ -178,17 +160,13 @@ def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: py
 
 
 @pytest.mark.slow
-def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIT_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "exp"
-    arms = {
-        "vanilla": {"dither": "off"},
-        "redit": {"dither": {"distribution": "gaussian", "sigma": 0.1}},
-        "broken": {"model": {"name_or_path": str(tmp_path / "no-such-model"), "warm_start": None}},
-    }
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
-    assert main(["compare", str(spec_file)]) == 1  # the broken arm fails, the others complete
+def test_matrix_end_to_end_resume_and_failure(
+    local_matrix: tuple[int, Path], model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIT_CACHE", str(model_cache))
+    code, out = local_matrix
+    arms = {**ARMS, "broken": BROKEN}
+    assert code == 1  # the broken arm fails, the others complete
 
     for arm in ("vanilla", "redit"):
         for seed in (0, 1):
