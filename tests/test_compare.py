@@ -213,3 +213,40 @@ def test_set_overrides_any_spec_key(tmp_path: Path) -> None:
     configs = {r.arm: r.config() for r in spec.requests() if r.seed == 0}
     assert configs["vanilla"].training["learning_rate"] == 1e-3
     assert configs["redit"].dither.sigma == 0.3
+
+
+def test_ray_launcher_without_ray_is_one_line_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as without the extra
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    assert main(["compare", str(spec_file), "--launcher", "ray"]) == 2
+    assert capsys.readouterr().err == "redit compare: error: --launcher ray needs Ray: pip install 'redit[ray]'\n"
+    assert not (tmp_path / "out" / "logs").exists()
+    assert main(["compare", str(spec_file), "--address", "auto"]) == 2
+    assert "--address is the Ray cluster's: add --launcher ray" in capsys.readouterr().err
+
+
+def test_no_ray_cluster_at_the_address_fails_in_seconds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+    import time
+
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already connected in this process")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    start = time.monotonic()
+    assert main(["compare", str(spec_file), "--launcher", "ray", "--address", f"127.0.0.1:{port}"]) == 2
+    assert time.monotonic() - start < 10
+    assert capsys.readouterr().err == (
+        f"redit compare: error: no Ray cluster at 127.0.0.1:{port} (Connection refused): start one with "
+        "`ray start --head` there, or fix --address\n"
+    )
+    assert not (tmp_path / "out" / "logs").exists()

@@ -170,3 +170,15 @@ def test_a_changed_arm_config_is_refused_on_ray_too(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="was run with a different config for arm 'vanilla'"):
         run_matrix(spec, show_progress=False)
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_a_run_on_several_processes_is_one_task_under_torchrun(tmp_path: Path) -> None:
+    """docs/ray.md's multi-GPU example on CPU: one task of 2 CPUs whose run trains as 2 gloo processes."""
+    out = tmp_path / "exp"
+    arms = {"redit": {"dither": {"sigma": 0.1}, "resources": {"num_cpus": 2, "num_gpus": 0, "processes": 2}}}
+    assert main(["compare", write_spec(tmp_path / "spec.yaml", tiny_spec(out, arms, seeds=1))]) == 0
+    run = RunDir(out / "runs/redit/seed0")
+    assert run.status() == "done" and [row["step"] for row in rows(run.metrics)] == [1, 2]
+    assert sorted(p.name for p in run.checkpoint(2).glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    assert json.loads(ExperimentDir(out).request("redit", 0).read_text())["resources"]["processes"] == 2

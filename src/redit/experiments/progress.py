@@ -11,18 +11,19 @@ from tqdm import tqdm
 from redit.experiments.spec import RunRequest
 from redit.rundir import RunDir
 
-_TAIL_BYTES = 4096
+_TAIL_BYTES = 1 << 16  # rows are about 1 KiB
 
 
 def last_step(metrics: Path) -> int:
-    """The step of the last complete row of ``metrics.jsonl`` (0 if none yet)."""
+    """The step of the last complete row of ``metrics.jsonl`` (0 if none yet); reads the file's tail."""
     try:
         with metrics.open("rb") as handle:
-            handle.seek(max(0, handle.seek(0, 2) - _TAIL_BYTES))
-            lines = handle.read().split(b"\n")[:-1]  # the last piece has no newline yet: a row being written
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read()
     except FileNotFoundError:
         return 0
-    for line in reversed(lines):
+    for line in reversed(tail.split(b"\n")[:-1]):  # the last piece has no newline yet: a row being written
         try:
             return int(json.loads(line)["step"])
         except (ValueError, KeyError, TypeError):
@@ -37,6 +38,7 @@ class MatrixProgress:
         self.show, self.done, self.failed = show, skipped, 0
         self.bar = tqdm(total=total, initial=skipped, desc="runs", unit="run", disable=not show)
         self.running: dict[tuple[str, int], tuple[RunRequest, tqdm]] = {}
+        self.lines: dict[tuple[str, int], int] = {}  # the terminal line of each running run's bar, under the matrix
         self._postfix()
 
     def close(self) -> None:
@@ -45,16 +47,17 @@ class MatrixProgress:
         self.bar.close()
 
     def started(self, request: RunRequest) -> None:
-        used = {bar.pos for _, bar in self.running.values()}
-        position = next(p for p in range(1, len(used) + 2) if p not in used)
+        position = next(p for p in range(1, len(self.lines) + 2) if p not in self.lines.values())
         steps = (request.raw.get("training") or {}).get("max_steps")
         label = f"  {request.arm} seed{request.seed}"
         bar = tqdm(total=steps, desc=label, unit="step", position=position, leave=False, disable=not self.show)
         self.running[(request.arm, request.seed)] = (request, bar)
+        self.lines[(request.arm, request.seed)] = position
         self._postfix()
 
     def finished(self, request: RunRequest, status: str) -> None:
         _, bar = self.running.pop((request.arm, request.seed))
+        del self.lines[(request.arm, request.seed)]
         bar.close()
         self.failed += status == "failed"
         self.done += status != "failed"
