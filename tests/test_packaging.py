@@ -24,3 +24,13 @@ def test_training_without_trl_says_which_extra_to_install(command, monkeypatch, 
     assert main([command]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"redit {command}: error: trl not installed: pip install 'redit[trl]'"
+
+
+def test_ray_is_an_extra_the_local_launcher_never_imports():
+    from importlib.metadata import requires
+
+    assert [dep for dep in requires("redit") if dep.startswith("ray")] == ['ray<3,>=2.41; extra == "ray"']
+    modules = "redit.experiments.compare, redit.experiments.runner, redit.experiments.local, redit.experiments.spec"
+    code = f"import sys; import {modules}; print('ray' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
