@@ -182,3 +182,24 @@ def test_a_run_on_several_processes_is_one_task_under_torchrun(tmp_path: Path) -
     assert run.status() == "done" and [row["step"] for row in rows(run.metrics)] == [1, 2]
     assert sorted(p.name for p in run.checkpoint(2).glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
     assert json.loads(ExperimentDir(out).request("redit", 0).read_text())["resources"]["processes"] == 2
+
+
+def test_ctrl_c_cancels_the_queued_tasks_and_stops_the_running_runs(tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    spec = parse_spec(tiny_spec(out, {"vanilla": ARMS["vanilla"]}, seeds=3) | {"launcher": "ray"})
+    experiment = ExperimentDir(out)
+    logs = [experiment.log("vanilla", seed) for seed in (0, 1, 2)]
+
+    def interrupt_once_two_runs_started() -> None:
+        deadline = time.monotonic() + 120
+        while sum(log.exists() and log.stat().st_size > 0 for log in logs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_two_runs_started).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix(spec, show_progress=False)
+    started = [log for log in logs if log.exists() and log.stat().st_size > 0]
+    assert len(started) == 2  # 2 CPUs: the third task was queued, and is cancelled without starting
+    assert not any(_runner_processes(experiment.request("vanilla", seed)) for seed in (0, 1, 2))
+    assert not any((experiment.run("vanilla", seed).path / "DONE").exists() for seed in (0, 1, 2))

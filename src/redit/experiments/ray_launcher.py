@@ -148,7 +148,7 @@ class RayLauncher:
 
     def _cancel(self, refs: list[Any]) -> None:
         """Cancel queued tasks and interrupt running ones (each stops its run), waiting for them to end."""
-        for ref in refs:
+        for ref in reversed(refs):  # queued ones first, so none starts in the place of a cancelled one
             self.ray.cancel(ref)
         self.ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_S + 10)
 
