@@ -55,7 +55,11 @@ class RayLauncher:
             except (ConnectionError, RuntimeError) as error:
                 first = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 raise ValueError(f"no Ray cluster at {address or 'RAY_ADDRESS'}: {first}") from None
-        self.resources = {arm: self._fit(arm, spec.arm_resources(arm)) for arm in spec.arms}
+        try:
+            self.resources = {arm: self._fit(arm, spec.arm_resources(arm)) for arm in spec.arms}
+        except ValueError:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self.owned:
