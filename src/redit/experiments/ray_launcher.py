@@ -199,7 +199,9 @@ def _run_task(request_path: str, env: dict[str, str], log_path: str, cwd: str) -
         command = run_command(Path(request_path))
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=cwd)
     try:
-        return process.wait()
+        while process.poll() is None:  # short waits: Ray's cancel arrives as an exception between them
+            time.sleep(0.2)
+        return process.returncode
     except BaseException:
         stop_processes([process])
         raise
