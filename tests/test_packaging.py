@@ -24,3 +24,17 @@ def test_training_without_trl_says_which_extra_to_install(command, monkeypatch, 
     assert main([command]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"redit {command}: error: trl not installed: pip install 'redit[trl]'"
+
+
+def test_ray_is_an_extra_the_local_launcher_never_imports():
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    dependencies = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.DOTALL | re.MULTILINE).group(1)
+    assert "ray" not in re.findall(r'"([a-z-]+)', dependencies)
+    assert '\nray = ["ray>=2.41,<3"]\n' in pyproject
+    modules = "redit.experiments.compare, redit.experiments.runner, redit.experiments.local, redit.experiments.spec"
+    code = f"import sys; import {modules}; print('ray' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -62,7 +63,7 @@ def test_error_line_is_the_traceback_line_not_a_progress_bar(tmp_path: Path) -> 
 def test_runner_writes_the_error_line_first(tmp_path: Path) -> None:
     """An arm crashing at runtime: error.txt (and so the report) starts with the exception, not a tqdm fragment."""
     from redit.experiments.analysis import load_runs
-    from redit.experiments.runner import _Child, _finish
+    from redit.experiments.runner import exit_reason, finish_run
 
     experiment = ExperimentDir(tmp_path)
     experiment.prepare()
@@ -74,12 +75,10 @@ def test_runner_writes_the_error_line_first(tmp_path: Path) -> None:
         log.read_text() + " 10%|#   | 1/10\rTraceback (most recent call last):\n  File 'a'\nKeyError: 'x'\n 10%|#"
     )
     request = SimpleNamespace(arm="vanilla", seed=0, raw={"output_dir": str(run.path)})
-    child = _Child(request, SimpleNamespace(returncode=1), offset, 0.0)  # type: ignore[arg-type]
-    assert _finish(experiment, child) == "failed"
+    assert finish_run(experiment, request, offset, exit_reason(1)) == "failed"  # type: ignore[arg-type]
     assert run.error.read_text().startswith("KeyError: 'x'\n")
     assert load_runs(tmp_path).runs[0].error == "KeyError: 'x'"
-    killed = _Child(request, SimpleNamespace(returncode=-9), log.stat().st_size, 0.0)  # type: ignore[arg-type]
-    _finish(experiment, killed)
+    finish_run(experiment, request, log.stat().st_size, exit_reason(-9))  # type: ignore[arg-type]
     assert run.error_line() == "killed by SIGKILL"
 
 
@@ -426,14 +425,28 @@ def test_children_die_with_a_killed_parent() -> None:
     assert not _alive(child)
 
 
-def test_sigterm_stops_the_running_children_first() -> None:
+def test_sigterm_stops_the_running_children_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local launcher, SIGTERMed while its runs go on, stops them before the interruption propagates."""
     import signal
+    import threading
 
-    from redit.experiments.runner import _Child, _stopping
+    from redit.experiments import local
+    from redit.experiments.progress import MatrixProgress
+    from redit.experiments.runner import _sigterm_interrupts
+    from redit.experiments.spec import RunRequest
 
-    running = [_Child(None, _python("import time; time.sleep(60)"), 0, 0.0) for _ in range(2)]  # type: ignore[arg-type]
-    with pytest.raises(KeyboardInterrupt), _stopping(running):
-        os.kill(os.getpid(), signal.SIGTERM)
+    stopped: list = []
+    monkeypatch.setattr(local, "run_command", lambda path: [sys.executable, "-c", "import time; time.sleep(60)"])
+    stop = local.stop_processes
+    monkeypatch.setattr(local, "stop_processes", lambda processes: (stopped.extend(processes), stop(processes)))
+    experiment = ExperimentDir(tmp_path)
+    experiment.prepare()
+    requests = [RunRequest("a", seed, {"output_dir": str(experiment.run("a", seed).path)}) for seed in (0, 1)]
+    launcher = local.LocalLauncher(SimpleNamespace(workers=2))  # type: ignore[arg-type]
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or Ray's once a Ray test ran in this process
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(KeyboardInterrupt), _sigterm_interrupts():
+        launcher.run(experiment, requests, MatrixProgress(2, 0, show=False))
         pytest.fail("SIGTERM did not interrupt")
-    assert all(child.process.returncode == -signal.SIGTERM for child in running)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert len(stopped) == 2 and all(process.returncode == -signal.SIGTERM for process in stopped)
+    assert signal.getsignal(signal.SIGTERM) is before

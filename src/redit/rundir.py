@@ -192,7 +192,8 @@ class CrashSafeCheckpoints:
                 os.replace(staging / run.checkpoint(step).name, run.checkpoint(step))
                 fsync_dir(run.path)
         except Exception as error:
-            shutil.rmtree(staging, ignore_errors=True)
+            if main:
+                shutil.rmtree(staging, ignore_errors=True)
             raise _save_error(run, step, error) from error
         finally:
             self._staging = False

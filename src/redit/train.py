@@ -79,11 +79,13 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> P
     deletes only a redit run, and only then. ``resume`` continues from the newest complete checkpoint.
     """
     run = RunDir(Path(config.output_dir))
-    run.check_target(resume, overwrite)
+    main = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, only its first process writes
+    if main:
+        run.check_target(resume, overwrite)
     trainer, resolved = build_trainer(config)
-    if resume:
+    if resume and main:
         _check_resume_config(run, resolved)
-    else:
+    elif main:
         if overwrite and not run.is_empty():
             run.clear()
         run.path.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> P
         )
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.save_model(str(run.final))
-    run.mark_done()
+    if main:
+        run.mark_done()
     return run.path
 
 

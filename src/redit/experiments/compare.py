@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="compare GRPO with ReDit arms over paired seeds and write a report",
-        description="Run every arm of SPEC.yaml at every seed (in parallel processes), then write summary.json, "
+        description="Run every arm of SPEC.yaml at every seed (in parallel processes, or Ray tasks with --launcher ray), then write summary.json, "
         "report.md, report.html and plots to the output directory. Rerunning skips finished runs and resumes "
         "interrupted ones; one compare at a time per output directory.",
     )
@@ -32,7 +32,16 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output-dir", help="where runs and the report go (overrides spec.output_dir)")
     parser.add_argument("--seeds", type=int, help="number of paired seeds 0..N-1 (overrides spec.seeds)")
     parser.add_argument("--max-steps", type=int, help="training steps per run (overrides base.training.max_steps)")
-    parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
+    parser.add_argument("--workers", type=int, help="runs at once on the local launcher (default: one per core)")
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "ray"],
+        help="local: processes on this machine (default); ray: one Ray task per run, each with its arm's "
+        "resources (overrides spec.launcher; docs/ray.md)",
+    )
+    parser.add_argument(
+        "--address", help="Ray cluster to run on: host:port, ray://host:port or auto (default: RAY_ADDRESS, else local)"
+    )
     parser.add_argument("--baseline", help="arm the others are compared with (overrides spec.baseline)")
     parser.add_argument(
         "--set",
@@ -59,14 +68,17 @@ def _main(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         workers=args.workers,
         baseline=args.baseline,
+        launcher=args.launcher,
     )
+    if args.address and spec.launcher != "ray":
+        raise ValueError("--address is the Ray cluster's: add --launcher ray (or set launcher: ray in the spec)")
+    at_once = f"{spec.workers} at once" if spec.launcher == "local" else "on Ray, as many at once as fit"
     print(
-        f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({spec.workers} at once)",
-        flush=True,
+        f"redit compare: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {spec.output_dir} ({at_once})", flush=True
     )
     experiment = ExperimentDir(spec.output_dir)
     with experiment.locked():
-        outcomes = run_matrix(spec)
+        outcomes = run_matrix(spec, address=args.address)
         for outcome in outcomes:
             if outcome.status == "failed":
                 run = experiment.run(outcome.request.arm, outcome.request.seed)

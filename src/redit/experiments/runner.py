@@ -1,11 +1,12 @@
-"""Runs an experiment matrix as separate processes, as many at once as there are workers.
+"""Runs an experiment matrix: what every launcher shares, and the one command each (arm, seed) run is.
 
-Each run is ``python -m redit.experiments.runner REQUEST.json`` with torch threads = cores / workers, logging to
-its file under ``logs/`` (paths: :class:`redit.rundir.ExperimentDir`). The runs are children of this process: they
-share its process group (Ctrl-C reaches them), are stopped when it is interrupted (SIGINT, SIGTERM) and die with it
-(Linux ``PR_SET_PDEATHSIG``, so even a ``kill -9`` of the parent leaves no trainer behind). A crashed run gets an
+A run is ``python -m redit.experiments.runner REQUEST.json`` whichever launcher starts it (a local process pool,
+:mod:`redit.experiments.local`, or Ray tasks, :mod:`redit.experiments.ray_launcher`), logging to its file under
+``logs/`` (paths: :class:`redit.rundir.ExperimentDir`). The process dies with the process that started it (Linux
+``PR_SET_PDEATHSIG``), so stopping or killing a launcher leaves no trainer behind. A crashed run gets an
 ``error.txt`` whose first line is its error and the others go on. Rerunning skips finished runs (same arm config and
-seed), resumes interrupted ones from their newest complete checkpoint and retries failed ones.
+seed), resumes interrupted ones from their newest complete checkpoint and retries failed ones. A run whose resources
+ask for several processes trains under ``torchrun`` (the command execs it, so it too dies with its parent).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from redit.atomic import write_atomic
-from redit.experiments.spec import ExperimentSpec, RunRequest
+from redit.experiments.progress import MatrixProgress
+from redit.experiments.spec import ExperimentSpec, Resources, RunRequest
 from redit.rundir import ExperimentDir, RunDir, exception_line
 
 PARENT_ENV = "REDIT_PARENT_PID"
+RESUME_ENV = "REDIT_RESUME"
+THREADS_ENV = "REDIT_TORCH_THREADS"
+STOP_GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
-_STOP_GRACE_S = 30.0
 
 
 @dataclass
@@ -39,14 +41,6 @@ class Outcome:
     request: RunRequest
     status: str  # "skipped" (already done), "done" or "failed"
     seconds: float = 0.0  # wall time of the run's process
-
-
-@dataclass
-class _Child:
-    request: RunRequest
-    process: subprocess.Popen
-    log_offset: int  # where this attempt's output starts in the (appended) log
-    start: float
 
 
 def run_dir(request: RunRequest) -> RunDir:
@@ -78,86 +72,99 @@ def prepare_models(spec: ExperimentSpec) -> None:
             resolve_model(config.model, config.data)
 
 
-def run_matrix(spec: ExperimentSpec, show_progress: bool = True) -> list[Outcome]:
-    """Run every (arm, seed); returns each run's outcome. Interrupted (SIGINT/SIGTERM), it stops its runs first."""
+def run_matrix(spec: ExperimentSpec, show_progress: bool = True, address: str | None = None) -> list[Outcome]:
+    """Run every (arm, seed) on ``spec.launcher``; returns each run's outcome. Bad input (a changed arm config, for
+    Ray a cluster that cannot run the spec) is refused before any run starts; interrupted (SIGINT/SIGTERM), the
+    launcher stops its runs before the interruption propagates."""
     check_keys(spec)
     experiment = ExperimentDir(spec.output_dir)
-    requests = spec.requests()
-    experiment.prepare()
-    prepare_models(spec)
-    outcomes = [Outcome(r, "skipped") for r in requests if run_dir(r).status() == "done"]
-    pending = [r for r in requests if run_dir(r).status() != "done"]
-    threads = max(1, len(os.sched_getaffinity(0)) // spec.workers)
-    running: list[_Child] = []
-    bar = tqdm(total=len(requests), initial=len(outcomes), desc="runs", unit="run", disable=not show_progress)
-    with _stopping(running):
-        while pending or running:
-            while pending and len(running) < spec.workers:
-                running.append(_launch(experiment, pending.pop(0), threads))
-            time.sleep(0.2)
-            for child in [c for c in running if c.process.poll() is not None]:
-                running.remove(child)
-                status = _finish(experiment, child)
-                outcomes.append(Outcome(child.request, status, time.perf_counter() - child.start))
-                bar.update(1)
-                bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
-    bar.close()
+    if spec.launcher == "ray":
+        from redit.experiments.ray_launcher import RayLauncher
+
+        launcher = RayLauncher(spec, address)
+    else:
+        from redit.experiments.local import LocalLauncher
+
+        launcher = LocalLauncher(spec)
+    with contextlib.closing(launcher):
+        experiment.prepare()
+        launcher.check(experiment)
+        prepare_models(spec)
+        requests = spec.requests()
+        outcomes = [Outcome(r, "skipped") for r in requests if run_dir(r).status() == "done"]
+        pending = [r for r in requests if run_dir(r).status() != "done"]
+        progress = MatrixProgress(len(requests), len(outcomes), show_progress)
+        with contextlib.closing(progress), _sigterm_interrupts():
+            outcomes += launcher.run(experiment, pending, progress)
     return outcomes
 
 
 @contextlib.contextmanager
-def _stopping(running: list[_Child]) -> Iterator[None]:
-    """SIGTERM interrupts like Ctrl-C; on any interruption the running children are stopped before it propagates."""
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts like Ctrl-C, so a launcher stops its runs the same way for both."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
-    except BaseException:
-        for child in running:
-            if child.process.poll() is None:
-                child.process.terminate()
-        deadline = time.monotonic() + _STOP_GRACE_S
-        for child in running:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _launch(experiment: ExperimentDir, request: RunRequest, threads: int) -> _Child:
+def start_run(experiment: ExperimentDir, request: RunRequest) -> tuple[Path, int]:
+    """Write the run's request file and clear an earlier failure; returns the request path and where this
+    attempt's output will start in the (appended) log."""
     path = experiment.request(request.arm, request.seed)
-    write_atomic(path, json.dumps({"key": request.key, "arm": request.arm, "seed": request.seed, "raw": request.raw}))
+    payload = {"key": request.key, "arm": request.arm, "seed": request.seed, "raw": request.raw}
+    write_atomic(path, json.dumps(payload | {"resources": request.resources.model_dump()}))
     run_dir(request).clear_failure()
-    env = os.environ | {
+    log = experiment.log(request.arm, request.seed)
+    return path, log.stat().st_size if log.exists() else 0
+
+
+def run_command(request_path: Path) -> list[str]:
+    """The command of one run, the same on every launcher (``sys.executable`` of the host that runs it)."""
+    return [sys.executable, "-m", "redit.experiments.runner", str(request_path)]
+
+
+def run_env(threads: int) -> dict[str, str]:
+    """Environment additions for a run's process: its CPU threads and unbuffered output for the live log."""
+    return {
         "OMP_NUM_THREADS": str(threads),
-        "REDIT_TORCH_THREADS": str(threads),
+        THREADS_ENV: str(threads),
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONUNBUFFERED": "1",
-        PARENT_ENV: str(os.getpid()),
     }
-    with experiment.log(request.arm, request.seed).open("ab") as log:
-        offset = log.tell()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "redit.experiments.runner", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-    return _Child(request, process, offset, time.perf_counter())
 
 
-def _finish(experiment: ExperimentDir, child: _Child) -> str:
-    run, code = run_dir(child.request), child.process.returncode
-    if code == 0 and run.status() == "done":
+def exit_reason(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
+
+def finish_run(experiment: ExperimentDir, request: RunRequest, log_offset: int, reason: str | None) -> str:
+    """``done`` if the run exited cleanly (``reason`` None) and finished; else record ``error.txt`` (the exception
+    of this attempt's log, or ``reason``, then the log's tail) and return ``failed``."""
+    run = run_dir(request)
+    if reason is None and run.status() == "done":
         return "done"
-    log = experiment.log(child.request.arm, child.request.seed)
-    text = log.read_bytes()[child.log_offset :].decode(errors="replace") if log.exists() else ""
-    exit_reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    reason = reason or "exit code 0 before the run finished"
+    log = experiment.log(request.arm, request.seed)
+    text = log.read_bytes()[log_offset:].decode(errors="replace") if log.exists() else ""
     tail = [line for line in re.split(r"[\r\n]", text) if line.strip()][-40:]
-    run.mark_failed(
-        f"{exception_line(text) or exit_reason}\n\n{exit_reason}; last lines of {log}:\n" + "\n".join(tail) + "\n"
-    )
+    run.mark_failed(f"{exception_line(text) or reason}\n\n{reason}; last lines of {log}:\n" + "\n".join(tail) + "\n")
     return "failed"
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each process, then SIGKILL those still alive after the grace period."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def die_with_parent(parent: int) -> None:
@@ -168,17 +175,32 @@ def die_with_parent(parent: int) -> None:
         sys.exit(f"parent process {parent} is gone")
 
 
+def distributed_command(request_path: Path, processes: int) -> list[str]:
+    """This module under ``torchrun`` (the launcher ``accelerate launch`` uses for several GPUs) with ``processes``
+    processes on this node: one per GPU, or CPU processes (gloo) without GPUs. DeepSpeed and FSDP come from the
+    run's own ``training.deepspeed`` / ``training.fsdp`` settings, as with any Trainer under torchrun."""
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", str(processes)]
+    return [sys.executable, *launch, "--module", "redit.experiments.runner", str(request_path)]
+
+
 def _run_one(request_path: Path) -> None:
-    """Worker process: train one run, resuming it if it was interrupted."""
+    """A run's process: train it, resuming it if it was interrupted; several processes exec ``torchrun``, which
+    runs this again once per process, each told the outer process's resume decision (and so never launching again)."""
     if PARENT_ENV in os.environ:
-        die_with_parent(int(os.environ[PARENT_ENV]))
+        die_with_parent(int(os.environ.pop(PARENT_ENV)))
+    payload = json.loads(request_path.read_text())
+    request = RunRequest(payload["arm"], payload["seed"], payload["raw"], Resources(**payload.get("resources", {})))
+    launched = RESUME_ENV in os.environ  # by the distributed launcher
+    resume = os.environ.get(RESUME_ENV, str(int(run_dir(request).config.exists()))) == "1"
+    processes = request.resources.num_processes
+    if processes > 1 and not launched:
+        command = distributed_command(request_path, processes)
+        os.execve(command[0], command, os.environ | {RESUME_ENV: str(int(resume))})  # keeps PR_SET_PDEATHSIG
     import torch
 
     from redit.train import train
 
-    torch.set_num_threads(int(os.environ.get("REDIT_TORCH_THREADS", "1")))
-    request = RunRequest(**{k: v for k, v in json.loads(request_path.read_text()).items() if k != "key"})
-    resume = run_dir(request).config.exists()
+    torch.set_num_threads(int(os.environ.get(THREADS_ENV, "1")))
     train(request.config(), resume=resume, overwrite=not resume)
 
 
