@@ -372,7 +372,6 @@ with ExperimentDir(Path(sys.argv[1])).locked():
 
 def _python(code: str, *args: str, **kwargs: Any) -> Any:
     import subprocess
-    import sys
 
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env, **kwargs)
@@ -425,6 +424,13 @@ def test_children_die_with_a_killed_parent() -> None:
     assert not _alive(child)
 
 
+def _sleep(*_: object) -> None:
+    """A run that goes on (forked by the local launcher, so importable by name)."""
+    import time
+
+    time.sleep(60)
+
+
 def test_sigterm_stops_the_running_children_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The local launcher, SIGTERMed while its runs go on, stops them before the interruption propagates."""
     import signal
@@ -436,13 +442,16 @@ def test_sigterm_stops_the_running_children_first(tmp_path: Path, monkeypatch: p
     from redit.experiments.spec import RunRequest
 
     stopped: list = []
-    monkeypatch.setattr(local, "run_command", lambda path: [sys.executable, "-c", "import time; time.sleep(60)"])
     stop = local.stop_processes
     monkeypatch.setattr(local, "stop_processes", lambda processes: (stopped.extend(processes), stop(processes)))
     experiment = ExperimentDir(tmp_path)
     experiment.prepare()
     requests = [RunRequest("a", seed, {"output_dir": str(experiment.run("a", seed).path)}) for seed in (0, 1)]
     launcher = local.LocalLauncher(SimpleNamespace(workers=2))  # type: ignore[arg-type]
+    launcher.body = _sleep  # type: ignore[assignment]
+    ready = launcher.context.Process(target=os.getpid)  # the fork server has done its imports once this returns
+    ready.start()
+    ready.join()
     before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or Ray's once a Ray test ran in this process
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
     with pytest.raises(KeyboardInterrupt), _sigterm_interrupts():

@@ -183,11 +183,12 @@ def distributed_command(request_path: Path, processes: int) -> list[str]:
     return [sys.executable, *launch, "--module", "redit.experiments.runner", str(request_path)]
 
 
-def _run_one(request_path: Path) -> None:
-    """A run's process: train it, resuming it if it was interrupted; several processes exec ``torchrun``, which
-    runs this again once per process, each told the outer process's resume decision (and so never launching again)."""
-    if PARENT_ENV in os.environ:
-        die_with_parent(int(os.environ.pop(PARENT_ENV)))
+def run_request(request_path: Path, parent: int | None = None) -> None:
+    """A run's process: train it, resuming it if it was interrupted; dies with ``parent`` if given. Several processes
+    exec ``torchrun``, which runs this module again once per process, each told the outer process's resume decision
+    (and so never launching again)."""
+    if parent is not None:
+        die_with_parent(parent)
     payload = json.loads(request_path.read_text())
     request = RunRequest(payload["arm"], payload["seed"], payload["raw"], Resources(**payload.get("resources", {})))
     launched = RESUME_ENV in os.environ  # by the distributed launcher
@@ -205,4 +206,5 @@ def _run_one(request_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    _run_one(Path(sys.argv[1]))
+    parent = os.environ.pop(PARENT_ENV, None)
+    run_request(Path(sys.argv[1]), None if parent is None else int(parent))
