@@ -2,9 +2,9 @@
 
 Both trainers are built in this one process on copies of the same model (``--model tiny``: the ``tiny-cpu`` preset's
 warm-started model; ``--model smollm2-135m-instruct``: the real pretrained model, bf16, on one-digit arithmetic with
-chat prompts; both cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the tiny preset's, at learning
-rate 0 so that both models stay the same and generate alike: the optimizer step still runs). They train in alternating blocks (A B B A ...)
-so that machine drift hits both alike; the first step of each block is dropped (warm-up) and a step is timed from
+chat prompts; both cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the batch and lengths of the
+``tiny-cpu`` or ``real-arithmetic`` preset, at learning rate 0 so that both models stay the same and generate alike:
+the optimizer step still runs). They train in alternating blocks (A B B A ...) so that machine drift hits both alike; the first step of each block is dropped (warm-up) and a step is timed from
 ``on_step_begin`` to ``on_step_end`` (generation, rewards, forward/backward, optimizer). Also times the wrapper alone:
 one call of the ``ReditRewards``-wrapped reward vs the raw reward on 64 completions (for users of the wrapper).
 
@@ -50,11 +50,11 @@ def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps:
 
     from redit.dither import DitherConfig
     from redit.integrations.trl_trainer import ReditGRPOTrainer
-    from redit.presets import TINY_TRAIN
+    from redit.presets import TINY_TRAIN, load_preset
     from redit.rewards import get_reward
     from redit.tasks import load_task
 
-    preset = TINY_TRAIN["training"]
+    preset = (load_preset("real-arithmetic") if real else TINY_TRAIN)["training"]  # the real model: 4 x 8 x 8 tokens
     args = GRPOConfig(
         output_dir=out,
         max_steps=steps,
