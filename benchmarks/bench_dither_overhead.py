@@ -1,12 +1,13 @@
 """Overhead of ReDit on a TRL GRPO step: TRL's ``GRPOTrainer`` vs ``ReditGRPOTrainer`` (faithful noise, σ 0.05).
 
 Both trainers are built in this one process on copies of the same model (``--model tiny``: the ``tiny-cpu`` preset's
-warm-started model; ``--model smollm2-135m-instruct``: the real pretrained model, bf16, on one-digit arithmetic with
-chat prompts; both cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the batch and lengths of the
-``tiny-cpu`` or ``real-arithmetic`` preset, at learning rate 0 so that both models stay the same and generate alike:
-the optimizer step still runs). They train in alternating blocks (A B B A ...) so that machine drift hits both alike; the first step of each block is dropped (warm-up) and a step is timed from
-``on_step_begin`` to ``on_step_end`` (generation, rewards, forward/backward, optimizer). Also times the wrapper alone:
-one call of the ``ReditRewards``-wrapped reward vs the raw reward on 64 completions (for users of the wrapper).
+warm-started model; ``--model smollm2-135m-instruct``: the real pretrained model, bf16 with LoRA, on one-digit
+arithmetic with chat prompts; both cached under ``$REDIT_CACHE``) with identical ``GRPOConfig``s (the batch and
+lengths of the ``tiny-cpu`` or ``real-arithmetic`` preset, at learning rate 0 so that both models stay the same and
+generate alike: the optimizer step still runs). They train in alternating blocks (A B B A ...) so that machine drift
+hits both alike; the first step of each block is dropped (warm-up) and a step is timed from ``on_step_begin`` to
+``on_step_end`` (generation, rewards, forward/backward, optimizer). Also times the wrapper alone: one call of the
+``ReditRewards``-wrapped reward vs the raw reward on 64 completions (for users of the wrapper).
 
     python benchmarks/bench_dither_overhead.py [--steps 6] [--repeats 16] [--calls 2000]
     python benchmarks/bench_dither_overhead.py --model smollm2-135m-instruct --steps 3 --repeats 4
@@ -45,6 +46,7 @@ def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps:
     """A ``GRPOTrainer`` (``redit``: a ``ReditGRPOTrainer`` with faithful noise) on the model in ``model_path``."""
     import torch
     from datasets import Dataset
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -54,7 +56,8 @@ def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps:
     from redit.rewards import get_reward
     from redit.tasks import load_task
 
-    preset = (load_preset("real-arithmetic") if real else TINY_TRAIN)["training"]  # the real model: 4 x 8 x 8 tokens
+    config = load_preset("real-arithmetic") if real else TINY_TRAIN  # the real model: 4 x 8 x 8 tokens, LoRA
+    preset = config["training"]
     args = GRPOConfig(
         output_dir=out,
         max_steps=steps,
@@ -85,6 +88,7 @@ def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps:
         train_dataset=data,
         processing_class=AutoTokenizer.from_pretrained(model_path),
         callbacks=callbacks,
+        peft_config=LoraConfig(**config["model"]["lora"]) if real else None,
         **extra,
     )
     trainer.remove_callback(PrinterCallback)
