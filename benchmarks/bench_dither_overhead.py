@@ -10,7 +10,7 @@ hits both alike; the first step of each block is dropped (warm-up) and a step is
 ``ReditRewards``-wrapped reward vs the raw reward on 64 completions (for users of the wrapper).
 
     python benchmarks/bench_dither_overhead.py [--steps 6] [--repeats 16] [--calls 2000]
-    python benchmarks/bench_dither_overhead.py --model smollm2-135m-instruct --steps 3 --repeats 4
+    python benchmarks/bench_dither_overhead.py --model smollm2-135m-instruct --steps 2 --repeats 2 --prompts 1
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps: int, out: str) -> Any:
+def build(
+    model_path: str, real: bool, redit: bool, callbacks: list[Any], steps: int, out: str, prompts: int | None
+) -> Any:
     """A ``GRPOTrainer`` (``redit``: a ``ReditGRPOTrainer`` with faithful noise) on the model in ``model_path``."""
     import torch
     from datasets import Dataset
@@ -62,7 +64,9 @@ def build(model_path: str, real: bool, redit: bool, callbacks: list[Any], steps:
         output_dir=out,
         max_steps=steps,
         learning_rate=0.0,
-        per_device_train_batch_size=preset["per_device_train_batch_size"],
+        per_device_train_batch_size=preset["num_generations"] * prompts
+        if prompts
+        else preset["per_device_train_batch_size"],
         num_generations=preset["num_generations"],
         max_completion_length=preset["max_completion_length"],
         temperature=preset["temperature"],
@@ -134,6 +138,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per block (the first is dropped)")
     parser.add_argument("--repeats", type=int, default=16, help="blocks per variant")
     parser.add_argument("--calls", type=int, default=2000, help="wrapper microbenchmark calls per round")
+    parser.add_argument("--prompts", type=int, help="prompts per step (default: the preset's batch)")
     parser.add_argument("--model", default="tiny", choices=["tiny", "smollm2-135m-instruct"], help="model to time")
     options = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -157,7 +162,8 @@ def main() -> None:
     timers = {"vanilla": StepTimer(), "redit": StepTimer()}
     with tempfile.TemporaryDirectory() as out:
         trainers = {
-            name: build(model_path, real, name == "redit", [timers[name]], options.steps, out) for name in timers
+            name: build(model_path, real, name == "redit", [timers[name]], options.steps, out, options.prompts)
+            for name in timers
         }
         torch.manual_seed(0)
         block_ratios = []
