@@ -11,7 +11,6 @@ signature of ``run_programs``, e.g. a client of a remote sandbox service.
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import os
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from redit.verify import available_cores
+from redit.verify import ProcessWide, available_cores
 
 Status = Literal["ok", "error", "timeout"]
 STRICT_GUARDS = ("uid", "no-network", "read-only-fs", "tmpfs-boxes")
@@ -243,9 +242,20 @@ class CodeSandbox:
 
 
 Executor = Callable[[Sequence[Job]], list[Outcome]]
-_shared: CodeSandbox | None = None
 _executor: Executor | None = None
-_shared_lock = threading.Lock()
+
+
+def _sandbox_from_env() -> CodeSandbox:
+    workers, timeout = os.environ.get("REDIT_CODE_WORKERS"), os.environ.get("REDIT_CODE_TIMEOUT")
+    nice = os.environ.get("REDIT_CODE_LONG_RUN_NICE")
+    return CodeSandbox(
+        workers=int(workers) if workers else None,
+        timeout=float(timeout or 5.0),
+        long_run_nice=int(nice) if nice else 0,
+    )
+
+
+_shared: ProcessWide[CodeSandbox] = ProcessWide(_sandbox_from_env)
 
 
 def get_sandbox() -> CodeSandbox:
@@ -254,28 +264,12 @@ def get_sandbox() -> CodeSandbox:
     ``REDIT_CODE_WORKERS``, ``REDIT_CODE_TIMEOUT`` (seconds), ``REDIT_CODE_LONG_RUN_NICE`` and
     ``REDIT_CODE_ALLOW_DEGRADED=1`` override defaults.
     """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            workers, timeout = os.environ.get("REDIT_CODE_WORKERS"), os.environ.get("REDIT_CODE_TIMEOUT")
-            nice = os.environ.get("REDIT_CODE_LONG_RUN_NICE")
-            _shared = CodeSandbox(
-                workers=int(workers) if workers else None,
-                timeout=float(timeout or 5.0),
-                long_run_nice=int(nice) if nice else 0,
-            )
-        return _shared
+    return _shared.get()
 
 
 def configure_sandbox(**options: object) -> CodeSandbox:
     """Replace the process-wide sandbox by ``CodeSandbox(**options)`` (closing the old one) and return it."""
-    global _shared
-    new = CodeSandbox(**options)  # type: ignore[arg-type]
-    with _shared_lock:
-        old, _shared = _shared, new
-    if old is not None:
-        old.close()
-    return new
+    return _shared.replace(CodeSandbox(**options))  # type: ignore[arg-type]
 
 
 def set_executor(executor: Executor | None) -> None:
@@ -301,9 +295,3 @@ def run_programs(jobs: Sequence[Job]) -> list[Outcome]:
     if executor is not None:
         return list(executor(jobs))
     return get_sandbox().run(jobs)
-
-
-@atexit.register
-def _close_shared() -> None:
-    if _shared is not None:
-        _shared.close()

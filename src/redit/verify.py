@@ -28,10 +28,12 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
 
 Status = Literal["correct", "incorrect", "timeout", "error"]
 CORRECT: Status = "correct"
@@ -274,8 +276,38 @@ def _stop(worker: _Worker) -> None:
     worker.proc.wait()
 
 
-_shared: Verifier | None = None
-_shared_lock = threading.Lock()
+class ProcessWide(Generic[T]):
+    """One process-wide instance of a pool (anything with ``close``): built by ``build`` on first use, replaceable
+    (the old one closed), closed at exit. The verifier and the code sandbox each keep one."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build, self._value, self._lock = build, None, threading.Lock()
+        atexit.register(self.close)
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._build()
+            return self._value
+
+    def replace(self, new: T) -> T:
+        with self._lock:
+            old, self._value = self._value, new
+        if old is not None:
+            old.close()
+        return new
+
+    def close(self) -> None:
+        if self._value is not None:
+            self._value.close()
+
+
+def _verifier_from_env() -> Verifier:
+    workers, timeout = os.environ.get("REDIT_VERIFY_WORKERS"), os.environ.get("REDIT_VERIFY_TIMEOUT")
+    return Verifier(workers=int(workers) if workers else None, timeout=float(timeout or 5.0))
+
+
+_shared: ProcessWide[Verifier] = ProcessWide(_verifier_from_env)
 
 
 def get_verifier() -> Verifier:
@@ -283,35 +315,17 @@ def get_verifier() -> Verifier:
 
     ``REDIT_VERIFY_WORKERS`` and ``REDIT_VERIFY_TIMEOUT`` (seconds) override its defaults.
     """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            workers = os.environ.get("REDIT_VERIFY_WORKERS")
-            timeout = os.environ.get("REDIT_VERIFY_TIMEOUT")
-            _shared = Verifier(workers=int(workers) if workers else None, timeout=float(timeout or 5.0))
-        return _shared
+    return _shared.get()
 
 
 def configure_verifier(**options: object) -> Verifier:
     """Replace the process-wide verifier by ``Verifier(**options)`` (closing the old one) and return it."""
-    global _shared
-    new = Verifier(**options)  # type: ignore[arg-type]
-    with _shared_lock:
-        old, _shared = _shared, new
-    if old is not None:
-        old.close()
-    return new
+    return _shared.replace(Verifier(**options))  # type: ignore[arg-type]
 
 
 def check_answers(golds: Sequence[str], answers: Sequence[str]) -> list[Status]:
     """Check answers against gold answers with the process-wide verifier."""
     return get_verifier().check(golds, answers)
-
-
-@atexit.register
-def _close_shared() -> None:
-    if _shared is not None:
-        _shared.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
